@@ -1,0 +1,344 @@
+"""The experiment config: a typed, validated schema, YAML loading and ``--set`` overrides.
+
+One YAML file describes one experiment in six sections: ``data``, ``model``, ``train``,
+``eval``, ``export`` and ``run``. Precedence is defaults < YAML file < ``--set a.b=value``.
+Every model is frozen and forbids unknown keys, so a typo is an error that names the key
+path and the file. Override values are parsed with ``yaml.safe_load`` (a scalar or a flow
+list such as ``[64,32]``), never ``eval``.
+
+The resolved config is what a run saves (``config.yaml`` in the run directory); loading
+that file gives back an equal object.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ncf.errors import ConfigError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ColumnsConfig(_Section):
+    """Column names of a CSV/Parquet interaction file."""
+
+    user: str | int = Field("user", description="column holding the user id (name, or 0-based position without a header)")
+    item: str | int = Field("item", description="column holding the item id")
+    rating: str | int | None = Field(None, description="optional explicit rating column")
+    timestamp: str | int | None = Field(None, description="optional timestamp column (unix seconds or any sortable number)")
+
+
+class SyntheticConfig(_Section):
+    """Size and shape of the generated data set (``data.source: synthetic``)."""
+
+    users: int = Field(2000, gt=1, description="number of users")
+    items: int = Field(1000, gt=1, description="number of items")
+    interactions: int = Field(100_000, gt=0, description="number of interactions before de-duplication")
+    factors: int = Field(16, gt=0, description="dimension of the hidden taste vectors")
+    popularity_exponent: float = Field(1.0, ge=0, description="Zipf exponent of item popularity (0 = uniform)")
+    temperature: float = Field(0.5, gt=0, description="softmax temperature of the taste term (lower = more structure)")
+
+
+class SplitConfig(_Section):
+    """How interactions are split into train / validation / test."""
+
+    method: Literal["leave_one_out", "ratio", "temporal"] = Field(
+        "leave_one_out",
+        description="leave_one_out: latest interaction per user; ratio: latest fraction per user; "
+        "temporal: one global time cut",
+    )
+    test_fraction: float = Field(0.2, gt=0, lt=1, description="share held out for test (ratio, temporal)")
+    val_fraction: float = Field(0.1, gt=0, lt=1, description="share of train held out for validation (ratio, temporal)")
+    validation: bool = Field(True, description="carve a validation split from train, the same way as test")
+
+
+class DataConfig(_Section):
+    """Where the interactions come from and how they are prepared."""
+
+    source: Literal["synthetic", "movielens", "tfds", "csv", "parquet", "ncf"] = Field(
+        "synthetic", description="which reader builds the interaction table"
+    )
+    name: str | None = Field(
+        None,
+        description="data set name: movielens folder (ml-100k, ml-1m, ml-20m...), tfds name "
+        "(movielens/100k-ratings) or ncf file prefix (ml-1m)",
+    )
+    path: str | None = Field(None, description="file or folder to read; relative paths are relative to the working directory")
+    columns: ColumnsConfig = Field(default_factory=ColumnsConfig, description="column mapping for csv/parquet")
+    separator: str = Field(",", description="field separator for csv files (\\t for tab)")
+    header: bool = Field(True, description="whether the csv file has a header row")
+    min_rating: float | None = Field(None, description="implicit label threshold: keep rating >= this; null keeps all")
+    duplicates: Literal["last", "first", "error"] = Field(
+        "last", description="several interactions of one user with one item: keep the last (by time), the first, or fail"
+    )
+    min_user_interactions: int = Field(0, ge=0, description="k-core filter: drop users with fewer interactions (repeated with items until stable)")
+    min_item_interactions: int = Field(0, ge=0, description="k-core filter: drop items with fewer interactions")
+    synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig, description="generator settings")
+    split: SplitConfig = Field(default_factory=SplitConfig, description="train/val/test split")
+
+
+class PretrainedConfig(_Section):
+    """NeuMF initialised from a trained GMF run and a trained MLP run (He et al. 2017, 3.4.1)."""
+
+    gmf: str | None = Field(None, description="run directory of a trained gmf model")
+    mlp: str | None = Field(None, description="run directory of a trained mlp model")
+    alpha: float = Field(0.5, ge=0, le=1, description="weight of the GMF part in the fused output layer")
+
+
+class ModelConfig(_Section):
+    """The model: a user tower, an item tower and an interaction head, or a classical baseline."""
+
+    type: Literal["mf", "gmf", "mlp", "neumf", "itemknn", "userknn", "popularity"] = Field(
+        "neumf", description="interaction head (mf, gmf, mlp, neumf) or baseline (itemknn, userknn, popularity)"
+    )
+    embedding_dim: int = Field(8, gt=0, description="predictive factors: embedding size of mf/gmf (and the GMF branch of neumf)")
+    mlp_layers: list[int] = Field(
+        default_factory=lambda: [64, 32, 16, 8],
+        description="MLP tower sizes; the first is the concatenated embedding size (each tower embeds half)",
+    )
+    tower_layers: list[int] = Field(default_factory=list, description="dense layers after each id embedding in the towers")
+    user_features: bool = Field(False, description="join user side features (age, gender, occupation) when the data has them")
+    item_features: bool = Field(False, description="join item side features (genres) when the data has them")
+    dropout: float = Field(0.0, ge=0, lt=1, description="dropout after each dense layer")
+    l2_embedding: float = Field(0.0, ge=0, description="L2 penalty on embeddings")
+    l2_dense: float = Field(0.0, ge=0, description="L2 penalty on dense kernels")
+    pretrained: PretrainedConfig = Field(default_factory=PretrainedConfig, description="neumf only: pretrained branches")
+    neighbours: int = Field(100, gt=0, description="itemknn/userknn: neighbours kept per item (user)")
+    shrinkage: float = Field(0.0, ge=0, description="itemknn/userknn: cosine shrinkage term")
+    weighting: Literal["binary", "rating"] = Field("binary", description="itemknn/userknn: matrix entries are 1 or the rating")
+
+    @model_validator(mode="after")
+    def _check(self) -> ModelConfig:
+        if any(size <= 0 for size in self.mlp_layers + self.tower_layers):
+            raise ValueError("layer sizes must be positive")
+        if self.type in ("mlp", "neumf"):
+            if not self.mlp_layers:
+                raise ValueError("mlp_layers must list at least one size for mlp/neumf")
+            if self.mlp_layers[0] % 2:
+                raise ValueError(f"mlp_layers[0]={self.mlp_layers[0]} must be even: each tower embeds half of it")
+        if (self.pretrained.gmf or self.pretrained.mlp) and self.type != "neumf":
+            raise ValueError("pretrained applies to type neumf only")
+        if bool(self.pretrained.gmf) != bool(self.pretrained.mlp):
+            raise ValueError("pretrained needs both gmf and mlp run directories")
+        return self
+
+    @property
+    def is_baseline(self) -> bool:
+        return self.type in ("itemknn", "userknn", "popularity")
+
+
+class EarlyStoppingConfig(_Section):
+    metric: str = Field("NDCG@10", description="validation metric to watch (sampled protocol), e.g. HR@10, NDCG@10")
+    patience: int = Field(5, ge=0, description="epochs without improvement before stopping (0 disables)")
+    min_delta: float = Field(0.0, ge=0, description="smallest change that counts as an improvement")
+
+
+class TrainConfig(_Section):
+    """The optimisation: loss, negatives, optimiser, schedule, early stopping."""
+
+    epochs: int = Field(20, gt=0, description="maximum number of epochs")
+    batch_size: int = Field(256, gt=0, description="training examples per step")
+    loss: Literal["bce", "bpr"] = Field("bce", description="bce: pointwise log loss on sampled negatives; bpr: pairwise")
+    num_negatives: int = Field(4, gt=0, description="sampled negatives per positive, fresh every epoch")
+    negative_sampling: Literal["uniform", "popularity"] = Field("uniform", description="distribution of training negatives")
+    popularity_power: float = Field(0.75, ge=0, description="popularity sampling: weight = count ** power")
+    optimizer: Literal["adam", "sgd", "adagrad", "rmsprop"] = Field("adam", description="Keras optimiser")
+    learning_rate: float = Field(0.001, gt=0, description="initial learning rate")
+    lr_schedule: Literal["constant", "exponential", "cosine"] = Field("constant", description="learning rate schedule over steps")
+    lr_decay_rate: float = Field(0.96, gt=0, le=1, description="exponential: factor per epoch")
+    early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig, description="on the validation split")
+    histograms: bool = Field(True, description="write weight histograms and the embedding projector to TensorBoard")
+
+
+class EvalConfig(_Section):
+    """Ranking evaluation: protocols, cut-offs and the sampled candidates."""
+
+    protocols: list[Literal["sampled", "full"]] = Field(
+        default_factory=lambda: ["sampled", "full"], description="sampled (He et al. 2017) and/or full ranking"
+    )
+    k: list[int] = Field(default_factory=lambda: [5, 10, 20], description="cut-offs for the metrics")
+    sampled_negatives: int = Field(100, gt=0, description="negatives ranked with each held-out item (sampled protocol)")
+    batch_users: int = Field(1024, gt=0, description="users scored per batch in full ranking")
+
+    @model_validator(mode="after")
+    def _check(self) -> EvalConfig:
+        if not self.protocols:
+            raise ValueError("protocols must name at least one of sampled, full")
+        if any(k <= 0 for k in self.k) or not self.k:
+            raise ValueError("k must be a non-empty list of positive integers")
+        return self
+
+
+class ExportConfig(_Section):
+    exclude_seen: bool = Field(True, description="recommend excludes the items each user interacted with in training")
+    default_k: int = Field(10, gt=0, description="k used when a request does not give one")
+
+
+class RunConfig(_Section):
+    seed: int = Field(42, ge=0, description="the one seed: split, negatives, candidates, weights")
+    dir: str = Field("runs", description="parent folder of run directories")
+    name: str | None = Field(None, description="run name (default: the config file's stem)")
+
+
+class Config(_Section):
+    """One experiment."""
+
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    export: ExportConfig = Field(default_factory=ExportConfig)
+    run: RunConfig = Field(default_factory=RunConfig)
+
+    @model_validator(mode="after")
+    def _check(self) -> Config:
+        if self.data.source == "synthetic":
+            self.check_catalogue(self.data.synthetic.items)
+        return self
+
+    def check_catalogue(self, num_items: int) -> None:
+        """Raise ``ValueError`` where an eval setting cannot fit a catalogue of ``num_items``."""
+        if max(self.eval.k) > num_items:
+            raise ValueError(f"eval.k={max(self.eval.k)} is larger than the catalogue ({num_items} items)")
+        if self.eval.sampled_negatives >= num_items:
+            raise ValueError(
+                f"eval.sampled_negatives={self.eval.sampled_negatives} needs a catalogue of more items "
+                f"(it has {num_items})"
+            )
+
+
+def _format_errors(err: ValidationError, source: str) -> str:
+    lines = []
+    for e in err.errors():
+        path = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; configs/README.md lists every key)"
+        lines.append(f"{source}: {path}: {msg}")
+    return "\n".join(lines)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"train.batch_size=512"`` -> ``(["train", "batch_size"], 512)``; values are YAML scalars or lists."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. --set train.epochs=5")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {text!r}: value is not valid YAML ({exc.__class__.__name__})") from None
+    return key.strip().split("."), value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Return a copy of ``raw`` with each ``a.b.c=value`` override set (sections created as needed)."""
+    result = _deep_copy(raw)
+    for text in overrides:
+        path, value = parse_override(text)
+        node = result
+        for i, part in enumerate(path[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {text!r}: {'.'.join(path[: i + 1])} is a value, not a section")
+            node = child
+        node[path[-1]] = value
+    return result
+
+
+def _deep_copy(raw: dict[str, Any]) -> dict[str, Any]:
+    return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in raw.items()}
+
+
+def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a YAML mapping, turning every failure into a ConfigError that names the file and line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc.__class__.__name__})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path}: {where}malformed YAML ({problem})") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping with sections data, model, train, eval, export, run")
+    return raw
+
+
+def build_config(raw: dict[str, Any], source: str = "config") -> Config:
+    """Validate a raw mapping into a Config; errors name ``source`` and each key path."""
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_format_errors(err, source)) from None
+
+
+def load_config(path: str | os.PathLike[str], overrides: list[str] | None = None) -> Config:
+    """Load ``path``, apply ``--set`` overrides and validate. Fills ``run.name`` from the file stem."""
+    raw = apply_overrides(read_yaml(path), overrides or [])
+    run = raw.get("run", {})
+    if isinstance(run, dict) and run.get("name") is None:
+        raw = {**raw, "run": {**run, "name": Path(path).stem}}
+    source = str(path) + (" (with --set overrides)" if overrides else "")
+    return build_config(raw, source)
+
+
+def config_to_dict(config: Config) -> dict[str, Any]:
+    return config.model_dump(mode="json")
+
+
+def save_config(config: Config, path: str | os.PathLike[str]) -> None:
+    """Write the resolved config as YAML, atomically."""
+    text = yaml.safe_dump(config_to_dict(config), sort_keys=False)
+    atomic_write_text(Path(path), text)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def describe_schema() -> str:
+    """Every key with its type, default and meaning, as Markdown (source of configs/README.md)."""
+    lines: list[str] = []
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, field in model.model_fields.items():
+            ann = field.annotation
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                lines.append(f"\n### `{prefix}{name}`\n")
+                walk(ann, f"{prefix}{name}.")
+                continue
+            default = field.get_default(call_default_factory=True)
+            type_name = str(ann).replace("typing.", "").replace("<class '", "").replace("'>", "")
+            lines.append(f"- `{prefix}{name}` ({type_name}, default `{default!r}`): {field.description or ''}")
+
+    walk(Config, "")
+    return "\n".join(lines).strip() + "\n"

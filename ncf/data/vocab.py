@@ -1,0 +1,85 @@
+"""Vocabulary: raw string ids <-> contiguous int32 indices.
+
+Raw ids are strings at every edge (files, exports, CLI); inside, users and items are
+indices ``0..n-1``. The order is deterministic: ids that all look like integers sort
+numerically ("2" before "10"), anything else sorts as text. A vocabulary is saved as a
+plain text file, one id per line, index = line number, which TensorFlow lookup tables read
+directly at export time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ncf.errors import DataError, NcfError
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """An ordered list of unique raw ids; ``index_of`` maps them back."""
+
+    ids: np.ndarray  # [n] of str (object dtype)
+    _index: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self._index:
+            self._index.update({raw: i for i, raw in enumerate(self.ids.tolist())})
+        if len(self._index) != len(self.ids):
+            raise DataError("vocabulary ids must be unique")
+
+    @classmethod
+    def from_values(cls, values: np.ndarray) -> tuple[Vocabulary, np.ndarray]:
+        """Build from raw id values; returns the vocabulary and the int32 index of each value."""
+        strings = np.asarray(values).astype(str)
+        unique, inverse = np.unique(strings, return_inverse=True)
+        order = _natural_order(unique)
+        rank = np.empty(len(order), dtype=np.int64)
+        rank[order] = np.arange(len(order))
+        bad = [u for u in unique[: min(len(unique), 100_000)] if "\n" in u or "\r" in u]
+        if bad:
+            raise DataError(f"id {bad[0]!r} contains a line break; ids must be single-line strings")
+        return cls(unique[order].astype(object)), rank[inverse.ravel()].astype(np.int32)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def index_of(self, raw: str, kind: str = "id") -> int:
+        """The index of one raw id; an unknown id is a user mistake."""
+        try:
+            return self._index[str(raw)]
+        except KeyError:
+            raise NcfError(f"unknown {kind} {raw!r}: it is not in the training data") from None
+
+    def lookup(self, raws: np.ndarray, default: int = -1) -> np.ndarray:
+        """Indices of many raw ids, ``default`` where unknown."""
+        get = self._index.get
+        return np.fromiter((get(str(r), default) for r in raws), dtype=np.int32, count=len(raws))
+
+    def save(self, path: str | Path) -> None:
+        from ncf.config import atomic_write_text
+
+        atomic_write_text(Path(path), "".join(f"{raw}\n" for raw in self.ids.tolist()))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Vocabulary:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise NcfError(f"{path}: vocabulary file not found; is this a complete run directory?") from None
+        return cls(np.array(text.splitlines(), dtype=object))
+
+
+def _natural_order(unique: np.ndarray) -> np.ndarray:
+    """Positions of ``unique`` (sorted strings) in numeric order when every id is an integer."""
+    if len(unique) == 0:
+        return np.arange(0)
+    try:
+        as_int = unique.astype(np.int64)
+    except (ValueError, OverflowError):
+        return np.arange(len(unique))
+    if not np.array_equal(as_int.astype(str), unique):  # "007" and "7" must stay distinct
+        return np.arange(len(unique))
+    return np.argsort(as_int, kind="stable")
