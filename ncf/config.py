@@ -330,15 +330,18 @@ def describe_schema() -> str:
     lines: list[str] = []
 
     def walk(model: type[BaseModel], prefix: str) -> None:
+        sections = []
         for name, field in model.model_fields.items():
             ann = field.annotation
             if isinstance(ann, type) and issubclass(ann, BaseModel):
-                lines.append(f"\n### `{prefix}{name}`\n")
-                walk(ann, f"{prefix}{name}.")
+                sections.append((name, ann))
                 continue
             default = field.get_default(call_default_factory=True)
             type_name = str(ann).replace("typing.", "").replace("<class '", "").replace("'>", "")
             lines.append(f"- `{prefix}{name}` ({type_name}, default `{default!r}`): {field.description or ''}")
+        for name, section in sections:
+            lines.append(f"\n### `{prefix}{name}`\n")
+            walk(section, f"{prefix}{name}.")
 
     walk(Config, "")
     return "\n".join(lines).strip() + "\n"

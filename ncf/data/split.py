@@ -18,9 +18,19 @@ test (and validation) case, N distinct items the user never interacted with in a
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
+
+from ncf.config import SplitConfig
+from ncf.data.interactions import FixedSplit, Interactions
+from ncf.data.negatives import PositiveSet, sample_candidates
+from ncf.errors import DataError, NcfError
+from ncf.rng import rng_for
 
 
 @dataclass(frozen=True)
@@ -44,3 +54,167 @@ class Split:
     val_candidates: np.ndarray  # [n_val, N] int32
     test_candidates: np.ndarray  # [n_test, N] int32
     stats: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def num_train(self) -> int:
+        return len(self.train_user)
+
+    def fingerprint(self) -> str:
+        """A digest of every index array: two runs with the same fingerprint saw the same split."""
+        digest = hashlib.sha256(f"{self.num_users}:{self.num_items}".encode())
+        for name in _ARRAYS:
+            arr = np.ascontiguousarray(getattr(self, name), dtype=np.int32)
+            digest.update(name.encode() + str(arr.shape).encode() + arr.tobytes())
+        return digest.hexdigest()[:16]
+
+    def save(self, path: str | Path) -> None:
+        """Write every array to one ``.npz`` file (atomically)."""
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp.npz")
+        arrays = {name: getattr(self, name) for name in _ARRAYS}
+        np.savez(tmp, shape=np.array([self.num_users, self.num_items]), stats=json.dumps(self.stats), **arrays)
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Split:
+        try:
+            with np.load(path) as npz:
+                arrays = {name: npz[name] for name in _ARRAYS}
+                num_users, num_items = (int(v) for v in npz["shape"])
+                stats = json.loads(str(npz["stats"]))
+        except FileNotFoundError:
+            raise NcfError(f"{path}: split file not found; is this a complete run directory?") from None
+        return cls(num_users, num_items, stats=stats, **arrays)
+
+
+_ARRAYS = (
+    "train_user", "train_item", "val_user", "val_item", "test_user", "test_item",
+    "val_candidates", "test_candidates",
+)  # fmt: skip
+
+
+def make_split(
+    data: Interactions,
+    config: SplitConfig,
+    seed: int,
+    num_candidates: int,
+    fixed: FixedSplit | None = None,
+) -> Split:
+    """Split ``data`` into train / val / test and draw the sampled-protocol candidates."""
+    user, item, ts = data.user, data.item, data.timestamp
+    stats: dict[str, int] = {}
+    rng = rng_for(seed, "split")
+    if fixed is not None:
+        test_mask, test_candidates = _fixed_test(data, fixed)
+        stats["fixed_split"] = 1
+    else:
+        test_mask = _held_out(user, ts, config, data.num_users, rng, stats, "test")
+        test_candidates = None
+    train = ~test_mask
+    if config.validation:
+        val_rows = _held_out(user[train], None if ts is None else ts[train], config, data.num_users, rng, stats, "val")
+        val_mask = np.zeros_like(train)
+        val_mask[np.flatnonzero(train)[val_rows]] = True
+        train &= ~val_mask
+    else:
+        val_mask = np.zeros_like(train)
+    if config.method == "temporal":
+        test_mask = _drop_unrankable(user, item, train, test_mask, stats, "test")
+        val_mask = _drop_unrankable(user, item, train, val_mask, stats, "val")
+    everything = PositiveSet(user, item, data.num_users, data.num_items)
+    cand_rng = rng_for(seed, "candidates")
+    val_candidates = sample_candidates(everything, user[val_mask], num_candidates, cand_rng)
+    if test_candidates is None:
+        test_candidates = sample_candidates(everything, user[test_mask], num_candidates, cand_rng)
+    return Split(
+        num_users=data.num_users,
+        num_items=data.num_items,
+        train_user=user[train],
+        train_item=item[train],
+        val_user=user[val_mask],
+        val_item=item[val_mask],
+        test_user=user[test_mask],
+        test_item=item[test_mask],
+        val_candidates=val_candidates,
+        test_candidates=test_candidates,
+        stats=stats,
+    )
+
+
+def _held_out(
+    user: np.ndarray,
+    ts: np.ndarray | None,
+    config: SplitConfig,
+    num_users: int,
+    rng: np.random.Generator,
+    stats: dict[str, int],
+    part: str,
+) -> np.ndarray:
+    """Boolean mask of the rows held out for ``part``; rows are sorted by (user, time)."""
+    counts = np.bincount(user, minlength=num_users)
+    starts = np.cumsum(counts) - counts
+    position = np.arange(len(user)) - starts[user]  # rank of each row in its user's history
+    if ts is None and config.method != "temporal":
+        # No time order: a random order within each user, drawn from the seed.
+        position = _random_positions(user, counts, starts, rng)
+    if config.method == "leave_one_out":
+        mask = (position == counts[user] - 1) & (counts[user] >= 2)
+        stats[f"users_without_{part}"] = int(((counts > 0) & (counts < 2)).sum())
+        return mask
+    if config.method == "ratio":
+        fraction = config.test_fraction if part == "test" else config.val_fraction
+        n_out = np.clip(np.rint(counts * fraction), 1, np.maximum(counts - 1, 1)).astype(np.int64)
+        mask = (position >= counts[user] - n_out[user]) & (counts[user] >= 2)
+        stats[f"users_without_{part}"] = int(((counts > 0) & (counts < 2)).sum())
+        return mask
+    if ts is None:
+        raise DataError("data.split.method temporal needs timestamps, and this data has none; use leave_one_out or ratio")
+    fraction = config.test_fraction if part == "test" else config.val_fraction
+    order = np.lexsort([np.arange(len(ts)), ts])
+    n_train = int(np.ceil(len(ts) * (1 - fraction)))
+    mask = np.zeros(len(ts), dtype=bool)
+    mask[order[n_train:]] = True
+    return mask
+
+
+def _random_positions(user: np.ndarray, counts: np.ndarray, starts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    keys = rng.random(len(user))
+    order = np.lexsort([keys, user])  # rows of each user in random order
+    position = np.empty(len(user), dtype=np.int64)
+    position[order] = np.arange(len(user)) - starts[user[order]]
+    return position
+
+
+def _drop_unrankable(user, item, train, held, stats, part) -> np.ndarray:
+    """Temporal split: held-out rows whose user or item never appears in train cannot be ranked."""
+    seen_users = np.zeros(user.max() + 1, dtype=bool)
+    seen_items = np.zeros(item.max() + 1, dtype=bool)
+    seen_users[user[train]] = True
+    seen_items[item[train]] = True
+    ok = seen_users[user] & seen_items[item]
+    stats[f"{part}_rows_unrankable"] = int((held & ~ok).sum())
+    return held & ok
+
+
+def _fixed_test(data: Interactions, fixed: FixedSplit) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of ``data`` that are the given test cases, and their given negatives as indices."""
+    t_user = data.users.lookup(fixed.test["user"].to_numpy())
+    t_item = data.items.lookup(fixed.test["item"].to_numpy())
+    neg = np.array([data.items.lookup(np.asarray(row)) for row in fixed.negatives], dtype=np.int32)
+    if (t_user < 0).any() or (t_item < 0).any() or (neg < 0).any():
+        raise DataError(
+            f"{data.description}: the test or negative file names a user or item that was filtered out; "
+            "remove data.min_rating and the k-core settings for the ncf source"
+        )
+    if len(np.unique(t_user)) != len(t_user):
+        raise DataError(f"{data.description}: the test file must hold exactly one test case per user")
+    keys = data.user.astype(np.int64) * data.num_items + data.item
+    test_keys = t_user.astype(np.int64) * data.num_items + t_item
+    mask = np.isin(keys, test_keys)
+    if mask.sum() != len(t_user):
+        raise DataError(
+            f"{data.description}: {len(t_user)} test cases but {int(mask.sum())} matching interactions; "
+            "a test pair also appears in the train file"
+        )
+    order = np.argsort(t_user, kind="stable")
+    return mask, neg[order]

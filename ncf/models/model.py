@@ -1,0 +1,282 @@
+"""The assembled NCF model: user tower(s), item tower(s) and one interaction head.
+
+``NCFModel({"user": [B], "item": [B]}) -> [B]`` logits ``s(u, i)``; the heads and their
+equations are in :mod:`ncf.models.heads`, the towers in :mod:`ncf.models.towers`.
+
+- ``mf``:    one tower pair of ``embedding_dim`` plus user and item bias embeddings
+  (Rendle et al. 2020).
+- ``gmf``:   one tower pair of ``embedding_dim`` (He et al. 2017, eq. 9).
+- ``mlp``:   one tower pair of ``mlp_layers[0] // 2`` (He et al. 2017, eq. 10).
+- ``neumf``: a GMF pair of ``embedding_dim`` and an MLP pair of ``mlp_layers[0] // 2``
+  (He et al. 2017, eq. 11-12).
+
+Training is plain ``fit()``; the loss is chosen at build time and applied by overriding
+``compute_loss`` (see :mod:`ncf.models.losses`): ``bce`` batches are
+``({"user", "item"}, label)``, ``bpr`` batches are ``({"user", "item", "negative_item"}, _)``.
+Either way ``call`` on ``{"user", "item"}`` returns scores, so evaluation is identical.
+Weight L2 penalties are Keras regularizers and are added from ``model.losses``.
+
+For evaluation ``score_items(users [B], items [B, C]) -> [B, C]`` and
+``score_all(users [B]) -> [B, num_items]`` run each tower once per distinct id; ``score_all``
+uses the heads' all-pairs algebra, chunked over items for mlp/neumf so that memory is bounded
+by ``max_pair_elements`` floats per intermediate tensor.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+from keras import ops
+
+from ncf.config import ModelConfig
+from ncf.models.heads import DotHead, GMFHead, MLPHead, NeuMFHead
+from ncf.models.losses import LOSSES, bce_loss, bpr_loss, reduce_mean
+from ncf.models.towers import Tower, l2_or_none
+
+HEADS = ("mf", "gmf", "mlp", "neumf")
+
+
+def _interleave(user_parts: list[Any], item_parts: list[Any]) -> list[Any]:
+    return [t for pair in zip(user_parts, item_parts, strict=True) for t in pair]
+
+
+@keras.saving.register_keras_serializable(package="ncf")
+class NCFModel(keras.Model):
+    """Scores ``s(u, i)`` of items for users, as logits.
+
+    Args:
+        model_config: ``ModelConfig`` (or its dict). ``type`` must be mf, gmf, mlp or neumf.
+        num_users: int. Number of users (ids ``0 .. num_users - 1``).
+        num_items: int. Number of items.
+        loss: str. ``"bce"`` (pointwise) or ``"bpr"`` (pairwise).
+        user_features: optional float32 ``[num_users, F_u]`` side-feature matrix.
+        item_features: optional float32 ``[num_items, F_i]`` side-feature matrix.
+        num_user_features: int. ``F_u`` when ``user_features`` is not given (loading).
+        num_item_features: int. ``F_i`` likewise.
+        max_pair_elements: int. Memory bound of ``score_all`` for mlp/neumf (floats).
+        **kwargs: base model arguments (``name``).
+
+    Example:
+
+    ```python
+    model = build_model(ModelConfig(type="neumf"), num_users=943, num_items=1682)
+    model.compile(optimizer="adam")
+    model.fit(dataset, epochs=1)  # dataset of ({"user": ..., "item": ...}, label)
+    top = keras.ops.top_k(model.score_all(np.arange(10, dtype="int32")), k=10)
+    ```
+    """
+
+    def __init__(
+        self,
+        model_config: ModelConfig | dict[str, Any],
+        num_users: int,
+        num_items: int,
+        loss: str = "bce",
+        user_features: np.ndarray | None = None,
+        item_features: np.ndarray | None = None,
+        num_user_features: int = 0,
+        num_item_features: int = 0,
+        max_pair_elements: int = 1 << 22,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        config = ModelConfig.model_validate(model_config)
+        if config.type not in HEADS:
+            raise ValueError(f"model type {config.type!r} is not neural; expected one of {HEADS}")
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+        self.model_config = config
+        self.num_users, self.num_items = int(num_users), int(num_items)
+        self.loss_name = loss
+        self.max_pair_elements = int(max_pair_elements)
+        dims = {"mf": [config.embedding_dim], "gmf": [config.embedding_dim]}
+        dims["mlp"] = [config.mlp_layers[0] // 2]
+        dims["neumf"] = [config.embedding_dim, config.mlp_layers[0] // 2]
+        branch = ["mlp"] if config.type == "mlp" else ["gmf", "mlp"]
+        self.user_towers = [
+            self._tower("user", b, d, self.num_users, user_features, num_user_features)
+            for b, d in zip(branch, dims[config.type], strict=False)
+        ]
+        self.item_towers = [
+            self._tower("item", b, d, self.num_items, item_features, num_item_features)
+            for b, d in zip(branch, dims[config.type], strict=False)
+        ]
+        self.num_user_features = self.user_towers[0].num_features
+        self.num_item_features = self.item_towers[0].num_features
+        self.user_bias = self.item_bias = None
+        if config.type == "mf":
+            self.user_bias = self._bias_embedding(self.num_users, "user_bias")
+            self.item_bias = self._bias_embedding(self.num_items, "item_bias")
+        self.head = self._head()
+        self.build()
+
+    def _tower(
+        self, side: str, branch: str, dim: int, num_ids: int, features: Any, num_features: int
+    ) -> Tower:
+        c = self.model_config
+        return Tower(
+            num_ids,
+            dim,
+            hidden_layers=c.tower_layers,
+            dropout=c.dropout,
+            l2_embedding=c.l2_embedding,
+            l2_dense=c.l2_dense,
+            num_features=num_features,
+            features=features,
+            name=f"{side}_{branch}_tower",
+        )
+
+    def _bias_embedding(self, num_ids: int, name: str) -> keras.layers.Embedding:
+        regularizer = l2_or_none(self.model_config.l2_embedding)
+        return keras.layers.Embedding(
+            num_ids, 1, embeddings_initializer="zeros", embeddings_regularizer=regularizer, name=name
+        )
+
+    def _head(self) -> keras.layers.Layer:
+        c = self.model_config
+        if c.type == "mf":
+            return DotHead(name="head")
+        if c.type == "gmf":
+            return GMFHead(l2_dense=c.l2_dense, name="head")
+        cls = MLPHead if c.type == "mlp" else NeuMFHead
+        return cls(c.mlp_layers[1:], dropout=c.dropout, l2_dense=c.l2_dense, name="head")
+
+    def build(self, input_shape: Any = None) -> None:
+        """Create every weight from the config alone (input shapes are always ``[batch]``)."""
+        shapes = []
+        for user, item in zip(self.user_towers, self.item_towers, strict=True):
+            user.build((None,))
+            item.build((None,))
+            shapes += [(None, user.output_dim), (None, item.output_dim)]
+        if self.user_bias is not None:
+            self.user_bias.build((None,))
+            self.item_bias.build((None,))
+            shapes += [(None,), (None,)]
+        self.head.build(shapes)
+
+    # -- scoring -------------------------------------------------------------------------------
+
+    def _user_parts(self, users: Any, training: bool | None = None) -> list[Any]:
+        parts = [tower(users, training=training) for tower in self.user_towers]
+        if self.user_bias is not None:
+            parts.append(ops.squeeze(self.user_bias(users), axis=-1))
+        return parts
+
+    def _item_parts(self, items: Any, training: bool | None = None) -> list[Any]:
+        parts = [tower(items, training=training) for tower in self.item_towers]
+        if self.item_bias is not None:
+            parts.append(ops.squeeze(self.item_bias(items), axis=-1))
+        return parts
+
+    def _score_pairs(self, users: Any, items: Any, training: bool | None = None) -> Any:
+        user_parts = self._user_parts(users, training)
+        item_parts = self._item_parts(items, training)
+        return self.head(_interleave(user_parts, item_parts), training=training)
+
+    def call(self, inputs: dict[str, Any], training: bool | None = None) -> Any:
+        if not isinstance(inputs, dict) or "user" not in inputs or "item" not in inputs:
+            raise ValueError('NCFModel expects a dict with keys "user" and "item" (int ids [B])')
+        return self._score_pairs(inputs["user"], inputs["item"], training)  # [B]
+
+    def score_items(self, users: Any, items: Any) -> Any:
+        """Scores of candidate ``items [B, C]`` for ``users [B]``: ``[B, C]`` logits."""
+        users = ops.convert_to_tensor(users, dtype="int32")
+        items = ops.convert_to_tensor(items, dtype="int32")
+        if len(users.shape) != 1 or len(items.shape) != 2:
+            raise ValueError(f"score_items expects users [B] and items [B, C], got {users.shape}, {items.shape}")
+        num_candidates = ops.shape(items)[1]
+        user_parts = [ops.repeat(p, num_candidates, axis=0) for p in self._user_parts(users)]
+        item_parts = self._item_parts(ops.reshape(items, (-1,)))
+        scores = self.head(_interleave(user_parts, item_parts))  # [B * C]
+        return ops.reshape(scores, ops.shape(items))
+
+    def score_all(self, users: Any) -> Any:
+        """Scores of every item for ``users [B]``: ``[B, num_items]`` logits."""
+        users = ops.convert_to_tensor(users, dtype="int32")
+        if len(users.shape) != 1:
+            raise ValueError(f"score_all expects users [B], got shape {users.shape}")
+        user_parts = self._user_parts(users)
+        item_parts = self._item_parts(ops.arange(self.num_items, dtype="int32"))
+        chunk = self._item_chunk(users.shape[0])
+        if chunk >= self.num_items:
+            return self.head.score_matrix(_interleave(user_parts, item_parts))
+        blocks = []
+        for start in range(0, self.num_items, chunk):
+            part = [p[start : start + chunk] for p in item_parts]
+            blocks.append(self.head.score_matrix(_interleave(user_parts, part)))
+        return ops.concatenate(blocks, axis=1)
+
+    def _item_chunk(self, batch: int | None) -> int:
+        """Items per block so that a ``[B, chunk, width]`` pair tensor stays within budget."""
+        if self.model_config.type in ("mf", "gmf"):
+            return self.num_items
+        layers = self.model_config.mlp_layers
+        width = max(layers[1:], default=layers[0]) if len(layers) > 1 else layers[0]
+        return max(1, self.max_pair_elements // ((batch or 1024) * width))
+
+    def item_embeddings(self) -> np.ndarray:
+        """Item vectors ``[num_items, d]`` (neumf: GMF and MLP vectors concatenated)."""
+        items = ops.arange(self.num_items, dtype="int32")
+        vectors = [ops.convert_to_numpy(tower(items)) for tower in self.item_towers]
+        return np.concatenate(vectors, axis=1)
+
+    # -- training ------------------------------------------------------------------------------
+
+    def compute_loss(
+        self,
+        x: Any = None,
+        y: Any = None,
+        y_pred: Any = None,
+        sample_weight: Any = None,
+        training: bool = True,
+    ) -> Any:
+        if self.loss_name == "bpr":
+            if not isinstance(x, dict) or "negative_item" not in x:
+                raise ValueError('bpr training batches need a "negative_item" input')
+            negative = self._score_pairs(x["user"], x["negative_item"], training)
+            per_example = bpr_loss(y_pred, negative)
+        else:
+            if y is None:
+                raise ValueError("bce training batches need labels: ({'user', 'item'}, label)")
+            per_example = bce_loss(y, y_pred)
+        loss = reduce_mean(per_example, sample_weight)
+        for penalty in self.losses:
+            loss = loss + ops.sum(penalty)
+        return loss
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "model_config": self.model_config.model_dump(mode="json"),
+            "num_users": self.num_users,
+            "num_items": self.num_items,
+            "loss": self.loss_name,
+            "num_user_features": self.num_user_features,
+            "num_item_features": self.num_item_features,
+            "max_pair_elements": self.max_pair_elements,
+        }
+
+
+def build_model(
+    config: ModelConfig,
+    num_users: int,
+    num_items: int,
+    user_features: np.ndarray | None = None,
+    item_features: np.ndarray | None = None,
+    loss: str = "bce",
+) -> NCFModel:
+    """Build the model ``config`` describes; side features are joined where the config asks.
+
+    A feature matrix is used only when ``config.user_features`` (``item_features``) is true,
+    so the config alone decides the architecture ("join when the data has them").
+    """
+    return NCFModel(
+        config,
+        num_users,
+        num_items,
+        loss=loss,
+        user_features=user_features if config.user_features else None,
+        item_features=item_features if config.item_features else None,
+    )

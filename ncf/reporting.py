@@ -1,0 +1,47 @@
+"""Plain-text renderings for the terminal: data statistics and metric tables."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+def format_stats(stats: Mapping[str, object]) -> str:
+    """A readable multi-line summary of :func:`ncf.data.dataset.data_stats`."""
+    per_user = stats["interactions_per_user"]
+    split = stats["split"]
+    assert isinstance(per_user, Mapping) and isinstance(split, Mapping)
+    lines = [
+        f"source        {stats['source']}",
+        f"users         {stats['users']:,}",
+        f"items         {stats['items']:,}",
+        f"interactions  {stats['interactions']:,}",
+        f"density       {stats['density']:.4%}",
+        f"per user      min {per_user['min']}  median {per_user['median']:g}  max {per_user['max']}",
+        f"split         train {split['train']:,}  val {split['val']:,}  test {split['test']:,} "
+        f"({split['test_users']:,} users, {split['candidates_per_case']} sampled negatives per case)",
+        f"cold items    {stats['cold_items_in_test']:,} items in test never seen in train "
+        f"({stats['cold_test_cases']:,} test cases)",
+    ]
+    dropped = {k: v for k, v in dict(stats["dropped"]).items() if v and k != "rows_read"}  # type: ignore[call-overload]
+    if dropped:
+        lines.append("dropped       " + ", ".join(f"{k} {v:,}" for k, v in dropped.items()))
+    return "\n".join(lines)
+
+
+def format_metrics(metrics: Mapping[str, Mapping[str, float]], keys: list[str] | None = None) -> str:
+    """A protocol x metric table: one row per protocol, one column per metric."""
+    protocols = list(metrics)
+    if not protocols:
+        return "(no metrics)"
+    names = keys or [k for k in metrics[protocols[0]] if k != "cases"]
+    width = max(8, *(len(n) for n in names))
+    header = "protocol".ljust(10) + "".join(n.rjust(width + 2) for n in names)
+    rows = [header]
+    for protocol in protocols:
+        values = metrics[protocol]
+        cells = "".join(
+            (f"{values[n]:.4f}" if isinstance(values.get(n), float) else str(values.get(n, "-"))).rjust(width + 2)
+            for n in names
+        )
+        rows.append(protocol.ljust(10) + cells)
+    return "\n".join(rows)

@@ -1,0 +1,106 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ncf.config import Config, apply_overrides, describe_schema, load_config, save_config
+from ncf.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "exp.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_file_and_set_precedence(tmp_path):
+    path = write(tmp_path, "train:\n  epochs: 3\n  batch_size: 64\n")
+    config = load_config(path, ["train.batch_size=512", "model.mlp_layers=[16, 8]"])
+    assert config.train.epochs == 3  # file beats default
+    assert config.train.batch_size == 512  # --set beats file
+    assert config.model.mlp_layers == [16, 8]
+    assert config.train.learning_rate == Config().train.learning_rate  # default kept
+    assert config.run.name == "exp"
+
+
+def test_unknown_key_names_path_and_file(tmp_path):
+    path = write(tmp_path, "train:\n  epochz: 3\n")
+    with pytest.raises(ConfigError, match=r"exp.yaml: train.epochz: unknown key"):
+        load_config(path)
+
+
+def test_unknown_override_key(tmp_path):
+    path = write(tmp_path, "")
+    with pytest.raises(ConfigError, match=r"model.embeding_dim: unknown key"):
+        load_config(path, ["model.embeding_dim=4"])
+
+
+def test_wrong_type_and_impossible_values(tmp_path):
+    path = write(tmp_path, "train:\n  batch_size: -5\n")
+    with pytest.raises(ConfigError, match=r"train.batch_size: Input should be greater than 0"):
+        load_config(path)
+    with pytest.raises(ConfigError, match=r"train.epochs"):
+        load_config(write(tmp_path, "train:\n  epochs: many\n"))
+
+
+def test_k_larger_than_catalogue(tmp_path):
+    path = write(tmp_path, "data:\n  synthetic:\n    items: 50\neval:\n  k: [10, 100]\n  sampled_negatives: 20\n")
+    with pytest.raises(ConfigError, match=r"eval.k=100 is larger than the catalogue \(50 items\)"):
+        load_config(path)
+
+
+def test_malformed_yaml_names_line(tmp_path):
+    path = write(tmp_path, "train:\n  epochs: 3\n  batch_size: [1, 2\n")
+    with pytest.raises(ConfigError, match=r"exp.yaml: line \d+, column \d+: malformed YAML"):
+        load_config(path)
+
+
+def test_missing_file_and_bad_override(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        load_config(write(tmp_path, ""), ["train.epochs"])
+    with pytest.raises(ConfigError, match="is a value, not a section"):
+        apply_overrides({"train": {"epochs": 3}}, ["train.epochs.x=1"])
+
+
+def test_override_values_are_yaml_not_code(tmp_path):
+    config = load_config(write(tmp_path, ""), ["run.name=__import__('os')"])
+    assert config.run.name == "__import__('os')"
+
+
+def test_saved_config_loads_equal(tmp_path):
+    config = load_config(write(tmp_path, "model:\n  type: gmf\n"), ["train.epochs=2"])
+    saved = tmp_path / "run" / "config.yaml"
+    save_config(config, saved)
+    assert load_config(saved) == config
+    assert yaml.safe_load(saved.read_text())["model"]["type"] == "gmf"
+
+
+def test_model_rules(tmp_path):
+    with pytest.raises(ConfigError, match="must be even"):
+        load_config(write(tmp_path, "model:\n  mlp_layers: [33, 8]\n"))
+    with pytest.raises(ConfigError, match="needs both gmf and mlp"):
+        load_config(write(tmp_path, "model:\n  pretrained:\n    gmf: runs/x\n"))
+
+
+def test_shipped_configs_validate():
+    paths = sorted((REPO / "configs").rglob("*.yaml"))
+    assert paths
+    for path in paths:
+        load_config(path)
+
+
+def test_config_reference_is_up_to_date():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("config_docs", REPO / "scripts" / "config_docs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    readme = (REPO / "configs" / "README.md").read_text()
+    assert readme == module.render(), "configs/README.md is stale: run python scripts/config_docs.py"
+    for line in describe_schema().splitlines():
+        if line.startswith("- `"):
+            assert line in readme
