@@ -47,6 +47,34 @@ def cmd_data_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from ncf.config import load_config
+    from ncf.reporting import format_metrics
+    from ncf.training import resume_run, train
+
+    verbose = 1 if sys.stdout.isatty() else 0  # the one-line epoch summary is always printed
+    if args.resume:
+        if args.config or args.overrides:
+            raise NcfError(
+                "--resume RUN_DIR continues a run with its saved config; drop CONFIG and --set"
+            )
+        result = resume_run(args.resume, verbose=verbose)
+    else:
+        if not args.config:
+            raise NcfError("ncf train needs a CONFIG file (or --resume RUN_DIR)")
+        config = load_config(args.config, args.overrides)
+        result = train(config, args.run_dir, resume=not args.fresh, verbose=verbose)
+    print(f"\ntest metrics ({result.metrics['model']}):")
+    print(format_metrics(result.metrics["test"], _headline(result.metrics["test"])))
+    print(f"\nrun directory: {result.run_dir}")
+    return 0
+
+
+def _headline(metrics: dict) -> list[str]:
+    first = next(iter(metrics.values()), {})
+    return [k for k in first if k.split("@")[0] in ("HR", "NDCG", "MRR", "Recall")]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ncf",
@@ -64,6 +92,30 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--json", action="store_true", help="print JSON instead of a table")
     stats.set_defaults(func=cmd_data_stats)
 
+    train = sub.add_parser(
+        "train", help="train a model or baseline from a config; resumes an interrupted run"
+    )
+    train.add_argument("config", nargs="?", help="experiment YAML file")
+    train.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config key, e.g. --set train.epochs=5 (repeatable)",
+    )
+    train.add_argument(
+        "--run-dir", help="folder for this run (default: <run.dir>/<run.name>/<timestamp>)"
+    )
+    train.add_argument(
+        "--resume", metavar="RUN_DIR", help="continue an interrupted run from its saved config"
+    )
+    train.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start a new run even if an unfinished run of the same config exists",
+    )
+    train.set_defaults(func=cmd_train)
     return parser
 
 

@@ -167,8 +167,9 @@ def summarise(ranking: Ranking, ks: Sequence[int]) -> dict[str, float]:
 
 def coverage(top_items: np.ndarray, num_items: int) -> float:
     """Share of the catalogue in at least one top-K list; ``top_items`` [U, K], -1 is padding."""
-    seen = np.unique(top_items[top_items >= 0])
-    return len(seen) / num_items
+    seen = np.zeros(num_items, dtype=bool)
+    seen[top_items[top_items >= 0]] = True
+    return np.count_nonzero(seen) / num_items
 
 
 def mean_popularity(top_items: np.ndarray, popularity: np.ndarray) -> float:

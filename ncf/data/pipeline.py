@@ -14,6 +14,7 @@ Batch layout:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -33,35 +34,47 @@ class TrainingStream:
         self.split = split
         self.config = config
         self.seed = seed
-        self.positives = PositiveSet(split.train_user, split.train_item, split.num_users, split.num_items)
+        self.positives = PositiveSet(
+            split.train_user, split.train_item, split.num_users, split.num_items
+        )
         counts = None
         if config.negative_sampling == "popularity":
             counts = np.bincount(split.train_item, minlength=split.num_items)
         self.draw = item_sampler(split.num_items, counts, config.popularity_power)
+        self.per_positive = (
+            1 + config.num_negatives if config.loss == "bce" else config.num_negatives
+        )
+        self.chunk = CHUNK_BATCHES * config.batch_size  # positives per chunk
+        self._sampling_seconds = 0.0
 
     @property
     def examples_per_epoch(self) -> int:
-        n = self.split.num_train
-        return n * (1 + self.config.num_negatives) if self.config.loss == "bce" else n * self.config.num_negatives
+        return self.split.num_train * self.per_positive
 
     @property
     def steps_per_epoch(self) -> int:
-        return -(-self.examples_per_epoch // self.config.batch_size)
+        full, rest = divmod(self.split.num_train, self.chunk)
+        return full * CHUNK_BATCHES * self.per_positive + -(
+            -rest * self.per_positive // self.config.batch_size
+        )
+
+    def take_sampling_seconds(self) -> float:
+        """Seconds spent drawing negatives and shuffling since the last call."""
+        seconds, self._sampling_seconds = self._sampling_seconds, 0.0
+        return seconds
 
     def epoch(self, epoch: int) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
         """All batches of epoch ``epoch`` (0-based); deterministic in ``(seed, epoch)``."""
-        rng = rng_for(self.seed, "negatives", epoch)
+        rng = rng_for(self.seed, "negatives", int(epoch))
         order = rng.permutation(self.split.num_train)
-        per_positive = 1 + self.config.num_negatives if self.config.loss == "bce" else self.config.num_negatives
-        chunk = max(1, CHUNK_BATCHES * self.config.batch_size // per_positive)
-        for start in range(0, len(order), chunk):
-            rows = order[start : start + chunk]
-            arrays = self._chunk(rows, rng)
-            n = len(arrays["label"])
-            for b in range(0, n, self.config.batch_size):
-                batch = {k: v[b : b + self.config.batch_size] for k, v in arrays.items()}
-                label = batch.pop("label")
-                yield batch, label
+        size = self.config.batch_size
+        for start in range(0, len(order), self.chunk):
+            tic = time.perf_counter()
+            arrays = self._chunk(order[start : start + self.chunk], rng)
+            self._sampling_seconds += time.perf_counter() - tic
+            label = arrays.pop("label")
+            for b in range(0, len(label), size):
+                yield {k: v[b : b + size] for k, v in arrays.items()}, label[b : b + size]
 
     def _chunk(self, rows: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
         user = self.split.train_user[rows]
@@ -79,18 +92,24 @@ class TrainingStream:
             }
         all_users = np.concatenate([user, neg_users])
         all_items = np.concatenate([item, negatives])
-        labels = np.concatenate([np.ones(len(user), np.float32), np.zeros(len(neg_users), np.float32)])
+        labels = np.concatenate(
+            [np.ones(len(user), np.float32), np.zeros(len(neg_users), np.float32)]
+        )
         shuffle = rng.permutation(len(all_users))
         return {"user": all_users[shuffle], "item": all_items[shuffle], "label": labels[shuffle]}
 
+    def dataset(self, epoch: int):
+        """A ``tf.data.Dataset`` of the batches of one epoch."""
+        import tensorflow as tf
 
-def make_tf_dataset(stream: TrainingStream, epoch_counter):
-    """A ``tf.data.Dataset`` over one epoch per iteration; ``epoch_counter()`` gives the epoch to draw."""
-    import tensorflow as tf
-
-    features = {"user": tf.TensorSpec([None], tf.int32), "item": tf.TensorSpec([None], tf.int32)}
-    if stream.config.loss == "bpr":
-        features["negative_item"] = tf.TensorSpec([None], tf.int32)
-    signature = (features, tf.TensorSpec([None], tf.float32))
-    dataset = tf.data.Dataset.from_generator(lambda: stream.epoch(epoch_counter()), output_signature=signature)
-    return dataset.prefetch(4)
+        features = {
+            "user": tf.TensorSpec([None], tf.int32),
+            "item": tf.TensorSpec([None], tf.int32),
+        }
+        if self.config.loss == "bpr":
+            features["negative_item"] = tf.TensorSpec([None], tf.int32)
+        signature = (features, tf.TensorSpec([None], tf.float32))
+        dataset = tf.data.Dataset.from_generator(
+            lambda: self.epoch(epoch), output_signature=signature
+        )
+        return dataset.prefetch(8)

@@ -72,7 +72,12 @@ class Split:
         path = Path(path)
         tmp = path.with_name(f".{path.name}.tmp.npz")
         arrays = {name: getattr(self, name) for name in _ARRAYS}
-        np.savez(tmp, shape=np.array([self.num_users, self.num_items]), stats=json.dumps(self.stats), **arrays)
+        np.savez(
+            tmp,
+            shape=np.array([self.num_users, self.num_items]),
+            stats=json.dumps(self.stats),
+            **arrays,
+        )
         os.replace(tmp, path)
 
     @classmethod
@@ -83,7 +88,9 @@ class Split:
                 num_users, num_items = (int(v) for v in npz["shape"])
                 stats = json.loads(str(npz["stats"]))
         except FileNotFoundError:
-            raise NcfError(f"{path}: split file not found; is this a complete run directory?") from None
+            raise NcfError(
+                f"{path}: split file not found; is this a complete run directory?"
+            ) from None
         return cls(num_users, num_items, stats=stats, **arrays)
 
 
@@ -112,7 +119,15 @@ def make_split(
         test_candidates = None
     train = ~test_mask
     if config.validation:
-        val_rows = _held_out(user[train], None if ts is None else ts[train], config, data.num_users, rng, stats, "val")
+        val_rows = _held_out(
+            user[train],
+            None if ts is None else ts[train],
+            config,
+            data.num_users,
+            rng,
+            stats,
+            "val",
+        )
         val_mask = np.zeros_like(train)
         val_mask[np.flatnonzero(train)[val_rows]] = True
         train &= ~val_mask
@@ -168,7 +183,9 @@ def _held_out(
         stats[f"users_without_{part}"] = int(((counts > 0) & (counts < 2)).sum())
         return mask
     if ts is None:
-        raise DataError("data.split.method temporal needs timestamps, and this data has none; use leave_one_out or ratio")
+        raise DataError(
+            "data.split.method temporal needs timestamps, and this data has none; use leave_one_out or ratio"
+        )
     fraction = config.test_fraction if part == "test" else config.val_fraction
     order = np.lexsort([np.arange(len(ts)), ts])
     n_train = int(np.ceil(len(ts) * (1 - fraction)))
@@ -177,7 +194,9 @@ def _held_out(
     return mask
 
 
-def _random_positions(user: np.ndarray, counts: np.ndarray, starts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _random_positions(
+    user: np.ndarray, counts: np.ndarray, starts: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
     keys = rng.random(len(user))
     order = np.lexsort([keys, user])  # rows of each user in random order
     position = np.empty(len(user), dtype=np.int64)
@@ -207,7 +226,9 @@ def _fixed_test(data: Interactions, fixed: FixedSplit) -> tuple[np.ndarray, np.n
             "remove data.min_rating and the k-core settings for the ncf source"
         )
     if len(np.unique(t_user)) != len(t_user):
-        raise DataError(f"{data.description}: the test file must hold exactly one test case per user")
+        raise DataError(
+            f"{data.description}: the test file must hold exactly one test case per user"
+        )
     keys = data.user.astype(np.int64) * data.num_items + data.item
     test_keys = t_user.astype(np.int64) * data.num_items + t_item
     mask = np.isin(keys, test_keys)

@@ -1,0 +1,213 @@
+"""Neighbourhood baselines: cosine item-kNN (Sarwar et al. 2001) and user-kNN, sparse throughout.
+
+X is the [users, items] matrix of train interactions: x_ui = 1 (``binary``) or the rating
+(``rating`` weighting). Between two rows a, b of the matrix being compared (item columns
+for item-kNN, user rows for user-kNN) the shrunk cosine similarity is
+
+    sim(a, b) = <x_a, x_b> / (|x_a| |x_b| + shrinkage)
+
+with the diagonal set to zero. Each row of the similarity matrix S keeps only its top
+``neighbours`` positive entries (ties go to the lower index). Scores:
+
+- item-kNN:  s(u, i) = sum_j x_uj S[j, i]   i.e. scores = X[users] @ S, S [items, items]
+  (each of the user's items votes for its nearest neighbours);
+- user-kNN:  s(u, i) = sum_v S[u, v] x_vi    i.e. scores = S[users] @ X, S [users, users]
+  (the user's nearest users vote with their interactions).
+
+S is built chunk by chunk of rows: a sparse product X_rows[chunk] @ X_rows^T, densified only
+for the chunk ([chunk, n] floats, at most ``max_dense`` of them), pruned to the top
+``neighbours`` per row and stored sparse; no dense [n, n] matrix ever exists. The next
+chunk's product runs in a worker thread while the current one is pruned. Scoring
+densifies only the scores of one batch of users. These are the kNN baselines the NCF paper
+compares against (He et al. 2017); they go through the same evaluator (Krichene & Rendle 2020).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+
+from ncf.baselines.storage import load_arrays, save_baseline
+from ncf.recommender import top_k_mask
+
+DEFAULT_MAX_DENSE = 2**24  # similarity entries densified at once while fitting (float32: 64 MiB)
+
+
+def interaction_matrix(
+    num_users: int,
+    num_items: int,
+    train_user: np.ndarray,
+    train_item: np.ndarray,
+    ratings: np.ndarray | None = None,
+) -> sp.csr_matrix:
+    """X [num_users, num_items] float32: 1 per train pair, or the rating (duplicates summed)."""
+    train_user, train_item = np.asarray(train_user), np.asarray(train_item)
+    if train_user.shape != train_item.shape or train_user.ndim != 1:
+        raise ValueError("train_user and train_item must be 1-D arrays of the same length")
+    if ratings is not None and np.shape(ratings) != train_user.shape:
+        raise ValueError(f"ratings {np.shape(ratings)} must align with train ({train_user.shape})")
+    if train_user.size and not (0 <= train_user.min() and train_user.max() < num_users):
+        raise ValueError(f"train_user must lie in 0..{num_users - 1}")
+    if train_item.size and not (0 <= train_item.min() and train_item.max() < num_items):
+        raise ValueError(f"train_item must lie in 0..{num_items - 1}")
+    values = np.ones(len(train_user), np.float32) if ratings is None else np.asarray(ratings, np.float32)
+    x = sp.csr_matrix((values, (train_user, train_item)), shape=(num_users, num_items))
+    x.sum_duplicates()
+    if ratings is None:
+        x.data[:] = 1.0
+    return x
+
+
+def _dot_chunks(rows: sp.csr_matrix, step: int) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(lo, rows[lo:lo+step] @ rows.T densified)``, computing the next chunk ahead.
+
+    The sparse product holds the GIL while the caller's numpy pruning mostly releases it,
+    so one worker thread overlaps the two on a second core.
+    """
+    others_t = rows.T.tocsr()  # [d, n]
+    starts = list(range(0, rows.shape[0], step))
+
+    def dots(lo: int) -> np.ndarray:
+        return (rows[lo : lo + step] @ others_t).toarray()  # [c, n]
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        ahead = pool.submit(dots, starts[0]) if starts else None
+        for j, lo in enumerate(starts):
+            current = ahead.result()
+            ahead = pool.submit(dots, starts[j + 1]) if j + 1 < len(starts) else None
+            yield lo, current
+
+
+def _similarity(dots: np.ndarray, norms: np.ndarray, lo: int, shrinkage: float) -> np.ndarray:
+    """Shrunk cosine of rows lo.. from their dot products [c, n]; NaN where not positive."""
+    chunk = np.arange(dots.shape[0])
+    denom = np.multiply.outer(norms[lo : lo + len(chunk)], norms)
+    denom += np.float32(shrinkage)
+    sims = np.divide(dots, denom, out=np.zeros_like(dots), where=denom > 0)
+    sims[chunk, lo + chunk] = 0.0
+    sims[sims <= 0] = np.nan
+    return sims
+
+
+def cosine_neighbours(
+    rows: sp.csr_matrix, neighbours: int, shrinkage: float = 0.0, max_dense: int = DEFAULT_MAX_DENSE
+) -> sp.csr_matrix:
+    """Top-``neighbours`` shrunk cosine similarities between the rows of ``rows`` [n, d].
+
+    Returns:
+        [n, n] float32 CSR: row a holds a's ``neighbours`` most similar rows (positive only).
+    """
+    if neighbours <= 0 or shrinkage < 0:
+        raise ValueError("neighbours must be positive and shrinkage non-negative")
+    rows = sp.csr_matrix(rows, dtype=np.float32)
+    n = rows.shape[0]
+    norms = np.sqrt(np.asarray(rows.multiply(rows).sum(axis=1), dtype=np.float32).ravel())
+    step = max(1, max_dense // max(1, n))
+    parts_r, parts_c, parts_v = [], [], []
+    for lo, dots in _dot_chunks(rows, step):
+        sims = _similarity(dots, norms, lo, shrinkage)
+        r, c = np.nonzero(top_k_mask(sims, neighbours))
+        parts_r.append(r + lo)
+        parts_c.append(c)
+        parts_v.append(sims[r, c])
+    r, c, v = (np.concatenate(p) if p else np.zeros(0) for p in (parts_r, parts_c, parts_v))
+    return sp.csr_matrix((v.astype(np.float32), (r, c)), shape=(n, n))
+
+
+class _NeighbourModel:
+    """Shared fit / score / save of the two kNN scorers; subclasses say what is compared."""
+
+    kind: ClassVar[str]
+
+    def __init__(self, interactions: sp.csr_matrix, similarity: sp.csr_matrix, neighbours: int, shrinkage: float) -> None:
+        self.interactions = sp.csr_matrix(interactions, dtype=np.float32)  # X [users, items]
+        self.similarity = sp.csr_matrix(similarity, dtype=np.float32)  # S
+        self.neighbours, self.shrinkage = int(neighbours), float(shrinkage)
+        self.num_users, self.num_items = self.interactions.shape
+        self._columns: sp.csc_matrix | None = None  # CSC copy for score_items, built lazily
+
+    @staticmethod
+    def _compared(x: sp.csr_matrix) -> sp.csr_matrix:
+        raise NotImplementedError
+
+    @classmethod
+    def fit(
+        cls,
+        num_users: int,
+        num_items: int,
+        train_user: np.ndarray,
+        train_item: np.ndarray,
+        ratings: np.ndarray | None = None,
+        *,
+        neighbours: int = 100,
+        shrinkage: float = 0.0,
+        max_dense: int = DEFAULT_MAX_DENSE,
+    ):
+        """Build X from train (``ratings`` aligned with it, or binary) and the pruned similarity S."""
+        x = interaction_matrix(num_users, num_items, train_user, train_item, ratings)
+        sim = cosine_neighbours(cls._compared(x), neighbours, shrinkage, max_dense)
+        return cls(x, sim, neighbours, shrinkage)
+
+    def _score(self, users: np.ndarray, columns: np.ndarray | None) -> np.ndarray:
+        raise NotImplementedError
+
+    def score_all(self, users: np.ndarray) -> np.ndarray:
+        return self._score(np.asarray(users), None)
+
+    def score_items(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        items = np.asarray(items)
+        unique, inverse = np.unique(items.ravel(), return_inverse=True)
+        dense = self._score(np.asarray(users), unique)  # [B, n_unique]
+        return dense[np.arange(len(users))[:, None], inverse.reshape(items.shape)]
+
+    def save(self, directory: str | os.PathLike[str]) -> None:
+        params = {"neighbours": self.neighbours, "shrinkage": self.shrinkage}
+        arrays = {"interactions": self.interactions, "similarity": self.similarity}
+        save_baseline(directory, self.kind, params, arrays)
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike[str]):
+        names = {"interactions": True, "similarity": True}
+        params, arrays = load_arrays(directory, cls.kind, names)
+        return cls(arrays["interactions"], arrays["similarity"], params["neighbours"], params["shrinkage"])
+
+
+class ItemKNN(_NeighbourModel):
+    """Cosine item-kNN scorer: ``scores = X[users] @ S``, S [items, items] pruned per row."""
+
+    kind = "itemknn"
+
+    @staticmethod
+    def _compared(x: sp.csr_matrix) -> sp.csr_matrix:
+        return x.T.tocsr()  # items are compared
+
+    def _score(self, users: np.ndarray, columns: np.ndarray | None) -> np.ndarray:
+        sim = self.similarity
+        if columns is not None:
+            if self._columns is None:
+                self._columns = self.similarity.tocsc()
+            sim = self._columns[:, columns]
+        return (self.interactions[users] @ sim).toarray()
+
+
+class UserKNN(_NeighbourModel):
+    """Cosine user-kNN scorer: ``scores = S[users] @ X``, S [users, users] pruned per row."""
+
+    kind = "userknn"
+
+    @staticmethod
+    def _compared(x: sp.csr_matrix) -> sp.csr_matrix:
+        return x  # users are compared
+
+    def _score(self, users: np.ndarray, columns: np.ndarray | None) -> np.ndarray:
+        x = self.interactions
+        if columns is not None:
+            if self._columns is None:
+                self._columns = self.interactions.tocsc()
+            x = self._columns[:, columns]
+        return (self.similarity[users] @ x).toarray()

@@ -1,0 +1,234 @@
+"""Fitting a neural model: build, (pretrained init,) compile, ``fit`` with callbacks, restore best.
+
+Training batches come from :class:`ncf.data.pipeline.TrainingStream` through one
+``tf.data`` pipeline that covers epochs ``initial_epoch..epochs-1``; epoch ``e``'s batches
+are drawn from ``(seed, e)`` alone, so a resumed run continues exactly where the
+interrupted one stopped.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ncf.callbacks import Checkpointer, NanGuard, TensorBoardWriter, Validation, load_state
+from ncf.config import Config
+from ncf.data.dataset import Dataset
+from ncf.data.pipeline import TrainingStream
+from ncf.errors import ConfigError, NcfError
+from ncf.evaluation import evaluate
+
+
+class NeuralScorer:
+    """The evaluator's view of a Keras model: numpy in, numpy out, compiled score functions."""
+
+    def __init__(self, model: Any) -> None:
+        import tensorflow as tf
+
+        self.model = model
+        self.num_items = int(model.num_items)
+        spec_u = tf.TensorSpec([None], tf.int32)
+        self._items = tf.function(
+            model.score_items, input_signature=[spec_u, tf.TensorSpec([None, None], tf.int32)]
+        )
+        self._all = tf.function(model.score_all, input_signature=[spec_u])
+
+    def score_items(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        return self._items(np.asarray(users, np.int32), np.asarray(items, np.int32)).numpy()
+
+    def score_all(self, users: np.ndarray) -> np.ndarray:
+        return self._all(np.asarray(users, np.int32)).numpy()
+
+
+def seed_everything(seed: int) -> None:
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def build_for(
+    config: Config,
+    dataset: Dataset | None,
+    num_users: int,
+    num_items: int,
+    features: dict | None = None,
+):
+    """The model ``config.model`` describes, with the side features it asks for."""
+    from ncf.models import build_model
+
+    features = dict(features or {})
+    if dataset is not None:
+        features = {
+            "user_features": dataset.interactions.user_features,
+            "item_features": dataset.interactions.item_features,
+        }
+    for side in ("user", "item"):
+        if getattr(config.model, f"{side}_features") and not _has(features.get(f"{side}_features")):
+            raise ConfigError(
+                f"model.{side}_features is true but the data has no {side} side features; set it to false"
+            )
+    return build_model(
+        config.model,
+        num_users,
+        num_items,
+        user_features=features.get("user_features")
+        if _has(features.get("user_features"))
+        else None,
+        item_features=features.get("item_features")
+        if _has(features.get("item_features"))
+        else None,
+        loss=config.train.loss,
+    )
+
+
+def _has(matrix: np.ndarray | None) -> bool:
+    return matrix is not None and matrix.size > 0
+
+
+def fit_neural(config: Config, dataset: Dataset, path: Path, monitor: str, verbose: int):
+    """Train, restore the best epoch, save ``model.keras``; returns (scorer, history, extra)."""
+
+    split = dataset.split
+    seed_everything(config.run.seed)
+    stream = TrainingStream(split, config.train, config.run.seed)
+    folder = path / "checkpoints"
+    state = load_state(folder)
+    model = _model_to_start_from(config, dataset, folder, state, stream.steps_per_epoch)
+    scorer = NeuralScorer(model)
+    validation = Validation(
+        lambda: evaluate(
+            scorer, split, "val", config.eval.protocols, config.eval.k, config.eval.batch_users
+        ),
+        monitor,
+    )
+    nan_guard = NanGuard()
+
+    def timings() -> dict[str, float]:
+        return {"sampling": stream.take_sampling_seconds(), "eval": validation.seconds}
+
+    checkpointer = Checkpointer(
+        folder,
+        monitor,
+        config.train.early_stopping.patience,
+        config.train.early_stopping.min_delta,
+        nan_guard,
+        validation,
+        timings,
+        state,
+    )
+    board = TensorBoardWriter(path / "tensorboard", config.train.histograms, nan_guard, validation)
+    callbacks = [validation, nan_guard, board, checkpointer]
+    # One fit() call per epoch on that epoch's own dataset: Keras' steps_per_execution would
+    # otherwise run whole executions across epoch boundaries of a shared iterator.
+    epoch = state["epoch"] if state else 0
+    while epoch < config.train.epochs and not _stopped(checkpointer, nan_guard, config):
+        model.fit(
+            stream.dataset(epoch),
+            epochs=epoch + 1,
+            initial_epoch=epoch,
+            callbacks=callbacks,
+            verbose=verbose,
+            shuffle=False,
+        )
+        epoch += 1
+    board.close()
+    if nan_guard.bad_epoch is not None:
+        raise NcfError(
+            f"training diverged: the loss became NaN or infinite in epoch {nan_guard.bad_epoch + 1}; "
+            f"the last good checkpoint (epoch {checkpointer.state['epoch']}) is kept in {folder}; "
+            "lower train.learning_rate or add regularisation, then resume or start again"
+        )
+    model.load_weights(folder / "best.weights.h5")
+    _save_model(model, path / "model.keras")
+    if config.train.histograms:
+        from ncf.projector import write_projector
+
+        write_projector(path / "tensorboard", model.item_embeddings(), path)
+    history = checkpointer.state["history"]
+    extra = {
+        "best_epoch": checkpointer.state["best_epoch"],
+        "monitor": monitor,
+        "epochs_run": len(history),
+    }
+    extra["seconds_per_epoch"] = _mean_seconds(history)
+    extra["examples_per_epoch"] = stream.examples_per_epoch
+    return scorer, history, extra
+
+
+def _stopped(checkpointer: Checkpointer, nan_guard: NanGuard, config: Config) -> bool:
+    patience = config.train.early_stopping.patience
+    return nan_guard.bad_epoch is not None or bool(
+        patience and checkpointer.state["wait"] >= patience
+    )
+
+
+def _mean_seconds(history: list[dict[str, Any]]) -> dict[str, float]:
+    if not history:
+        return {}
+    keys = history[0]["seconds"].keys()
+    return {k: float(np.mean([h["seconds"][k] for h in history])) for k in keys}
+
+
+def _model_to_start_from(
+    config: Config, dataset: Dataset, folder: Path, state: dict | None, steps: int
+):
+    import keras
+
+    from ncf.models import optimizer_from_config
+
+    split = dataset.split
+    if state is not None and (folder / "last.keras").exists():
+        model = keras.models.load_model(folder / "last.keras")
+        return model
+    model = build_for(config, dataset, split.num_users, split.num_items)
+    if config.model.pretrained.gmf:
+        _init_pretrained(config, dataset, model)
+    model.compile(
+        optimizer=optimizer_from_config(config.train, steps),
+        steps_per_execution=_steps_per_execution(steps),
+    )
+    return model
+
+
+def _steps_per_execution(steps: int) -> int:
+    return max(1, min(16, steps))
+
+
+def _init_pretrained(config: Config, dataset: Dataset, model) -> None:
+    import keras
+
+    from ncf.models import init_neumf_from_pretrained
+    from ncf.rundir import RunDir
+
+    fingerprint = dataset.split.fingerprint()
+    loaded = {}
+    for role in ("gmf", "mlp"):
+        run = RunDir(getattr(config.model.pretrained, role))
+        info = run.data_info()
+        if info["fingerprint"] != fingerprint:
+            raise ConfigError(
+                f"model.pretrained.{role}: {run.path} was trained on a different split "
+                f"(fingerprint {info['fingerprint']} vs {fingerprint}); pretrain on the same data and seed"
+            )
+        if not (run.path / "model.keras").exists():
+            raise ConfigError(
+                f"model.pretrained.{role}: {run.path} has no model.keras; has the run finished?"
+            )
+        loaded[role] = keras.models.load_model(run.path / "model.keras")
+    try:
+        init_neumf_from_pretrained(
+            model, loaded["gmf"], loaded["mlp"], config.model.pretrained.alpha
+        )
+    except ValueError as exc:
+        raise ConfigError(f"model.pretrained: {exc}") from None
+
+
+def _save_model(model, path: Path) -> None:
+    tmp = path.with_name(f".tmp-{os.getpid()}.keras")
+    model.save(tmp)
+    os.replace(tmp, path)

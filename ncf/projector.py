@@ -1,0 +1,42 @@
+"""The TensorBoard Embedding Projector for item embeddings, with readable metadata.
+
+Writes, under the TensorBoard log folder: a TF checkpoint holding the item embedding matrix,
+``items.tsv`` (header ``id<TAB>title``, one row per item in index order) and
+``projector_config.pbtxt`` tying them together.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def write_projector(log_dir: Path, embeddings: np.ndarray, run_dir: Path) -> None:
+    import tensorflow as tf
+    from tensorboard.plugins import projector
+
+    log_dir.mkdir(parents=True, exist_ok=True)
+    ids = (run_dir / "vocab" / "items.txt").read_text(encoding="utf-8").splitlines()
+    titles_path = run_dir / "vocab" / "item_titles.txt"
+    titles = (
+        titles_path.read_text(encoding="utf-8").splitlines()
+        if titles_path.exists()
+        else [""] * len(ids)
+    )
+    rows = ["id\ttitle"] + [
+        f"{_clean(i)}\t{_clean(t) or _clean(i)}" for i, t in zip(ids, titles, strict=True)
+    ]
+    (log_dir / "items.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    variable = tf.Variable(np.asarray(embeddings, np.float32), name="item_embeddings")
+    checkpoint = tf.train.Checkpoint(item_embeddings=variable)
+    checkpoint.save(str(log_dir / "embeddings.ckpt"))
+    config = projector.ProjectorConfig()
+    embedding = config.embeddings.add()
+    embedding.tensor_name = "item_embeddings/.ATTRIBUTES/VARIABLE_VALUE"
+    embedding.metadata_path = "items.tsv"
+    projector.visualize_embeddings(str(log_dir), config)
+
+
+def _clean(text: str) -> str:
+    return text.replace("\t", " ").replace("\n", " ")

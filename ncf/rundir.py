@@ -1,0 +1,172 @@
+"""The run directory: one self-describing folder per training run.
+
+Layout::
+
+    RUN/
+      config.yaml          resolved config (defaults < file < --set)
+      data.json            data statistics and the split fingerprint
+      split.npz            train / val / test indices and the sampled candidates
+      vocab/users.txt      raw user ids, one per line (line number = index)
+      vocab/items.txt      raw item ids
+      vocab/item_titles.txt  item titles aligned with items.txt (when the data has them)
+      vocab/side_features.npz  user and item side-feature matrices (when used)
+      checkpoints/         last.keras (weights + optimizer), best.weights.h5, state.json
+      tensorboard/         event files and the embedding projector
+      model.keras          the final model (best validation epoch), or baseline/ for baselines
+      metrics.json         val and test metrics, history, timings: written last
+
+Every file is written atomically, so a crash never leaves a half-written one; a run is
+complete exactly when ``metrics.json`` exists. Evaluation and export read nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ncf.config import Config, atomic_write_text, config_to_dict, load_config, save_config
+from ncf.data.dataset import Dataset, data_stats
+from ncf.data.split import Split
+from ncf.data.vocab import Vocabulary
+from ncf.errors import NcfError
+
+
+def new_run_dir(config: Config) -> Path:
+    """``<run.dir>/<run.name>/<timestamp>``, unique even when two runs start in one second."""
+    parent = Path(config.run.dir) / (config.run.name or "run")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = parent / stamp
+    n = 1
+    while path.exists():
+        n += 1
+        path = parent / f"{stamp}-{n}"
+    return path
+
+
+def find_resumable(config: Config) -> Path | None:
+    """The newest unfinished run of this exact config under ``<run.dir>/<run.name>``, if any."""
+    parent = Path(config.run.dir) / (config.run.name or "run")
+    if not parent.is_dir():
+        return None
+    for path in sorted(parent.iterdir(), reverse=True):
+        if (path / "metrics.json").exists() or not (path / "checkpoints" / "state.json").exists():
+            continue
+        try:
+            if config_to_dict(load_config(path / "config.yaml")) == config_to_dict(config):
+                return path
+        except NcfError:
+            continue
+    return None
+
+
+def write_run_inputs(run: Path, config: Config, dataset: Dataset) -> None:
+    """Everything a run needs to be re-evaluated or exported without the original files."""
+    run.mkdir(parents=True, exist_ok=True)
+    save_config(config, run / "config.yaml")
+    inter = dataset.interactions
+    inter.users.save(run / "vocab" / "users.txt")
+    inter.items.save(run / "vocab" / "items.txt")
+    if inter.item_titles is not None:
+        titles = [t.replace("\n", " ") for t in np.asarray(inter.item_titles).astype(str).tolist()]
+        atomic_write_text(run / "vocab" / "item_titles.txt", "".join(f"{t}\n" for t in titles))
+    if inter.item_features is not None or inter.user_features is not None:
+        save_npz(
+            run / "vocab" / "side_features.npz",
+            item_features=_or_empty(inter.item_features),
+            item_feature_names=np.array(inter.item_feature_names, dtype=str),
+            user_features=_or_empty(inter.user_features),
+            user_feature_names=np.array(inter.user_feature_names, dtype=str),
+        )
+    dataset.split.save(run / "split.npz")
+    info = {"fingerprint": dataset.split.fingerprint(), "stats": data_stats(dataset)}
+    write_json(run / "data.json", info)
+
+
+def _or_empty(matrix: np.ndarray | None) -> np.ndarray:
+    return np.zeros((0, 0), np.float32) if matrix is None else matrix
+
+
+def save_npz(path: Path, **arrays: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
+    os.close(fd)
+    try:
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, payload: Any) -> None:
+    atomic_write_text(path, json.dumps(payload, indent=2, default=_jsonable) + "\n")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise NcfError(f"{path}: not found; is this a complete run directory?") from None
+
+
+class RunDir:
+    """Read access to a finished (or resumable) run directory."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not (self.path / "config.yaml").is_file():
+            raise NcfError(
+                f"{self.path}: not a run directory (no config.yaml); pass the folder `ncf train` printed"
+            )
+
+    @property
+    def config(self) -> Config:
+        return load_config(self.path / "config.yaml")
+
+    @property
+    def complete(self) -> bool:
+        return (self.path / "metrics.json").is_file()
+
+    def split(self) -> Split:
+        return Split.load(self.path / "split.npz")
+
+    def users(self) -> Vocabulary:
+        return Vocabulary.load(self.path / "vocab" / "users.txt")
+
+    def items(self) -> Vocabulary:
+        return Vocabulary.load(self.path / "vocab" / "items.txt")
+
+    def item_titles(self) -> list[str] | None:
+        path = self.path / "vocab" / "item_titles.txt"
+        return path.read_text(encoding="utf-8").splitlines() if path.is_file() else None
+
+    def side_features(self) -> dict[str, np.ndarray]:
+        path = self.path / "vocab" / "side_features.npz"
+        if not path.is_file():
+            return {}
+        with np.load(path) as npz:
+            return {k: npz[k] for k in npz.files}
+
+    def data_info(self) -> dict[str, Any]:
+        return read_json(self.path / "data.json")
+
+    def metrics(self) -> dict[str, Any]:
+        if not self.complete:
+            raise NcfError(
+                f"{self.path}: the run has not finished (no metrics.json); resume it with ncf train --resume"
+            )
+        return read_json(self.path / "metrics.json")

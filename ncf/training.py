@@ -1,0 +1,154 @@
+"""The config-driven training run, top to bottom.
+
+``train(config)``:
+
+1. prepare the data (``ncf.data``) and write the run directory's inputs: resolved config,
+   vocabularies, split and its fingerprint (``ncf.rundir``);
+2. baselines (itemknn, userknn, popularity) are fitted in one pass; neural models are built
+   from ``config.model`` (optionally initialised from pretrained GMF and MLP runs) and
+   trained with plain ``keras.Model.fit`` on a stream that draws fresh negatives each epoch;
+3. after every epoch the validation split is ranked, checkpoints are written and early
+   stopping watches ``train.early_stopping.metric``; the best epoch's weights are restored;
+4. the test split is evaluated once, with every protocol in ``config.eval``, and
+   ``metrics.json`` is written last. The test split never picks an epoch or a setting.
+
+A run killed at any point is resumed by running the same command again (or
+``ncf train --resume RUN``): training continues after the last completed epoch with the
+optimizer state, and draws the same negatives an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ncf.config import Config
+from ncf.data.dataset import Dataset, load_dataset
+from ncf.data.split import Split
+from ncf.errors import ConfigError, NcfError
+from ncf.evaluation import evaluate
+from ncf.rundir import RunDir, find_resumable, new_run_dir, read_json, write_json, write_run_inputs
+
+METRIC_NAMES = ("HR", "NDCG", "Recall", "Precision", "MAP")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_dir: Path
+    metrics: dict[str, Any]
+
+
+def train(
+    config: Config, run_dir: str | Path | None = None, resume: bool = True, verbose: int = 1
+) -> RunResult:
+    """Train (or resume) the run ``config`` describes; returns its folder and metrics."""
+    monitor = _monitor_key(config)
+    path = Path(run_dir) if run_dir else (find_resumable(config) if resume else None)
+    if path is not None and (path / "metrics.json").exists():
+        raise NcfError(f"{path} already holds a finished run; choose another --run-dir")
+    if path is not None and (path / "checkpoints" / "state.json").exists():
+        print(f"resuming {path}", flush=True)
+    path = path or new_run_dir(config)
+    dataset = load_dataset(config)
+    _check_same_data(path, dataset)
+    write_run_inputs(path, config, dataset)
+    print(f"run directory: {path}", flush=True)
+    start = time.perf_counter()
+    if config.model.is_baseline:
+        scorer, history, extra = _fit_baseline(config, dataset, path), [], {}
+    else:
+        scorer, history, extra = _fit_neural(config, dataset, path, monitor, verbose)
+    train_seconds = time.perf_counter() - start
+    val = _evaluate(scorer, dataset.split, "val", config)
+    test = _evaluate(scorer, dataset.split, "test", config)
+    metrics = {
+        "model": config.model.type,
+        "fingerprint": dataset.split.fingerprint(),
+        "val": val,
+        "test": test,
+        "history": history,
+        "train_seconds": train_seconds,
+        **extra,
+    }
+    write_json(path / "metrics.json", metrics)
+    return RunResult(path, metrics)
+
+
+def _evaluate(scorer, split: Split, which: str, config: Config) -> dict[str, dict[str, float]]:
+    cases = len(getattr(split, f"{which}_user"))
+    if cases == 0:
+        return {}
+    return evaluate(
+        scorer,
+        split,
+        which,
+        config.eval.protocols,
+        config.eval.k,
+        batch_users=config.eval.batch_users,
+    )
+
+
+def _monitor_key(config: Config) -> str:
+    """``NDCG@10`` -> ``val/sampled/NDCG@10``; ``full/Recall@20`` -> ``val/full/Recall@20``."""
+    metric = config.train.early_stopping.metric
+    protocol, _, name = metric.rpartition("/")
+    protocol = protocol or "sampled"
+    base, _, k = name.partition("@")
+    valid = protocol in config.eval.protocols and (
+        (name == "MRR") or (base in METRIC_NAMES and k.isdigit() and int(k) in config.eval.k)
+    )
+    if not valid:
+        raise ConfigError(
+            f"train.early_stopping.metric: {metric!r} is not computed; use [PROTOCOL/]NAME@K with "
+            f"PROTOCOL in eval.protocols {config.eval.protocols}, NAME in {', '.join(METRIC_NAMES)} "
+            f"and K in eval.k {config.eval.k} (or MRR)"
+        )
+    return f"val/{protocol}/{name}"
+
+
+def _check_same_data(path: Path, dataset: Dataset) -> None:
+    info = path / "data.json"
+    if info.exists() and read_json(info)["fingerprint"] != dataset.split.fingerprint():
+        raise NcfError(
+            f"{path}: the data changed since this run started (split fingerprint differs); start a new run"
+        )
+
+
+def _fit_baseline(config: Config, dataset: Dataset, path: Path):
+    from ncf.baselines import fit_baseline
+
+    split = dataset.split
+    ratings = _train_ratings(dataset) if config.model.weighting == "rating" else None
+    model = fit_baseline(
+        config.model, split.num_users, split.num_items, split.train_user, split.train_item, ratings
+    )
+    model.save(path / "baseline")
+    return model
+
+
+def _train_ratings(dataset: Dataset) -> np.ndarray | None:
+    inter, split = dataset.interactions, dataset.split
+    if inter.rating is None:
+        return None
+    keys = inter.user.astype(np.int64) * inter.num_items + inter.item
+    order = np.argsort(keys)
+    train_keys = split.train_user.astype(np.int64) * inter.num_items + split.train_item
+    return inter.rating[order[np.searchsorted(keys[order], train_keys)]]
+
+
+def _fit_neural(config: Config, dataset: Dataset, path: Path, monitor: str, verbose: int):
+    from ncf.neural import fit_neural
+
+    return fit_neural(config, dataset, path, monitor, verbose)
+
+
+def resume_run(run: str | Path, verbose: int = 1) -> RunResult:
+    """Continue an interrupted run from its own saved config."""
+    run_dir = RunDir(run)
+    if run_dir.complete:
+        raise NcfError(f"{run_dir.path}: this run already finished; nothing to resume")
+    return train(run_dir.config, run_dir.path, verbose=verbose)

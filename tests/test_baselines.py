@@ -1,0 +1,124 @@
+"""Baselines: sparse kNN against brute-force dense cosine, popularity, save/load, the factory."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ncf.baselines import ItemKNN, Popularity, UserKNN, fit_baseline, load_baseline
+from ncf.baselines.knn import cosine_neighbours, interaction_matrix
+from ncf.config import ModelConfig
+from ncf.errors import ConfigError, NcfError
+
+
+def random_train(seed: int, users=15, items=12, density=0.35, ratings=False):
+    rng = np.random.default_rng(seed)
+    dense = rng.random((users, items)) < density
+    user, item = np.nonzero(dense)
+    order = rng.permutation(len(user))
+    values = rng.integers(1, 6, len(user)).astype(np.float32) if ratings else None
+    return user[order].astype(np.int32), item[order].astype(np.int32), values
+
+
+def dense_x(users, items, user, item, values=None) -> np.ndarray:
+    x = np.zeros((users, items), np.float32)
+    x[user, item] = 1.0 if values is None else values
+    return x
+
+
+def brute_force_similarity(rows: np.ndarray, neighbours: int, shrinkage: float) -> np.ndarray:
+    """Dense cosine between the rows of ``rows``, pruned row by row with plain sorting."""
+    dots = rows @ rows.T
+    norms = np.sqrt((rows * rows).sum(axis=1))
+    denom = np.outer(norms, norms) + np.float32(shrinkage)
+    sims = np.divide(dots, denom, out=np.zeros_like(dots), where=denom > 0)
+    np.fill_diagonal(sims, 0.0)
+    pruned = np.zeros_like(sims)
+    for a, row in enumerate(sims):
+        ranked = sorted(range(len(row)), key=lambda b: (-row[b], b))
+        keep = [b for b in ranked[:neighbours] if row[b] > 0]
+        pruned[a, keep] = row[keep]
+    return pruned
+
+
+CASES = [(k, s, r) for k in (1, 3, 100) for s in (0.0, 2.5) for r in (False, True)]
+
+
+@pytest.mark.parametrize("neighbours,shrinkage,ratings", CASES)
+def test_itemknn_equals_dense_brute_force(neighbours, shrinkage, ratings):
+    user, item, values = random_train(neighbours + int(ratings), ratings=ratings)
+    x = dense_x(15, 12, user, item, values)
+    expected_sim = brute_force_similarity(x.T, neighbours, shrinkage)
+    model = ItemKNN.fit(15, 12, user, item, values, neighbours=neighbours, shrinkage=shrinkage, max_dense=30)
+    np.testing.assert_array_equal(model.similarity.toarray(), expected_sim)
+    users = np.arange(15, dtype=np.int32)
+    np.testing.assert_allclose(model.score_all(users), x @ expected_sim, rtol=1e-6)
+
+
+@pytest.mark.parametrize("neighbours,shrinkage,ratings", CASES)
+def test_userknn_equals_dense_brute_force(neighbours, shrinkage, ratings):
+    user, item, values = random_train(7 + neighbours, ratings=ratings)
+    x = dense_x(15, 12, user, item, values)
+    expected_sim = brute_force_similarity(x, neighbours, shrinkage)
+    model = UserKNN.fit(15, 12, user, item, values, neighbours=neighbours, shrinkage=shrinkage, max_dense=40)
+    np.testing.assert_array_equal(model.similarity.toarray(), expected_sim)
+    users = np.array([3, 0, 14], dtype=np.int32)
+    np.testing.assert_allclose(model.score_all(users), (expected_sim @ x)[users], rtol=1e-6)
+
+
+def test_chunk_size_does_not_change_the_similarity():
+    user, item, _ = random_train(11, users=40, items=30)
+    rows = interaction_matrix(40, 30, user, item).T.tocsr()
+    whole = cosine_neighbours(rows, 4, 1.0, max_dense=10**9).toarray()
+    for max_dense in (1, 29, 31, 200):
+        np.testing.assert_array_equal(cosine_neighbours(rows, 4, 1.0, max_dense=max_dense).toarray(), whole)
+
+
+def test_interaction_matrix_binary_and_validation():
+    x = interaction_matrix(2, 3, np.array([0, 0, 1]), np.array([1, 1, 2]))
+    assert x.toarray().tolist() == [[0, 1, 0], [0, 0, 1]]
+    with pytest.raises(ValueError):
+        interaction_matrix(2, 3, np.array([0]), np.array([3]))
+    with pytest.raises(ValueError):
+        interaction_matrix(2, 3, np.array([0]), np.array([1]), np.array([1.0, 2.0]))
+
+
+def test_popularity_scores_are_train_counts():
+    model = Popularity.fit(3, 4, np.array([0, 1, 2, 2]), np.array([1, 1, 3, 1]))
+    assert model.score_all(np.array([0, 2])).tolist() == [[0, 3, 0, 1]] * 2
+    assert model.score_items(np.array([1]), np.array([[3, 1]])).tolist() == [[1, 3]]
+
+
+@pytest.mark.parametrize("cls", [ItemKNN, UserKNN, Popularity])
+def test_save_load_round_trip(cls, tmp_path):
+    user, item, _ = random_train(5)
+    model = cls.fit(15, 12, user, item)
+    model.save(tmp_path / "run")
+    users = np.arange(15, dtype=np.int32)
+    for loaded in (cls.load(tmp_path / "run"), load_baseline(tmp_path / "run")):
+        assert type(loaded) is cls and loaded.num_items == 12
+        np.testing.assert_array_equal(loaded.score_all(users), model.score_all(users))
+
+
+def test_load_errors_are_user_errors(tmp_path):
+    with pytest.raises(NcfError):
+        load_baseline(tmp_path)
+    Popularity.fit(2, 2, np.array([0]), np.array([1])).save(tmp_path)
+    with pytest.raises(NcfError):
+        ItemKNN.load(tmp_path)
+
+
+def test_fit_baseline_from_config():
+    user, item, values = random_train(2, ratings=True)
+    config = ModelConfig(type="itemknn", neighbours=2, shrinkage=1.0, weighting="rating")
+    model = fit_baseline(config, 15, 12, user, item, values)
+    assert isinstance(model, ItemKNN) and model.similarity.getnnz(axis=1).max() <= 2
+    expected = ItemKNN.fit(15, 12, user, item, values, neighbours=2, shrinkage=1.0)
+    np.testing.assert_array_equal(model.similarity.toarray(), expected.similarity.toarray())
+    binary = fit_baseline(config.model_copy(update={"weighting": "binary"}), 15, 12, user, item, values)
+    assert set(binary.interactions.data.tolist()) == {1.0}
+    assert isinstance(fit_baseline(ModelConfig(type="popularity"), 15, 12, user, item), Popularity)
+    with pytest.raises(ConfigError):
+        fit_baseline(config, 15, 12, user, item)
+    with pytest.raises(ValueError):
+        fit_baseline(ModelConfig(type="gmf"), 15, 12, user, item)

@@ -1,0 +1,114 @@
+"""The contract every recommender passes, neural or classical (cf. implicit's checkerboard test).
+
+Data: two groups of 6 users; group g likes the 6 items of block g, each user withholding a
+different one of them; 6 noise items are each liked by two random users. A recommender must
+put each user's withheld item within its top ``k`` of the full ranking, answer the Scorer
+interface with the right shapes and dtypes, and make ``score_items`` agree with ``score_all``.
+
+To add a recommender, add one line to ``RECOMMENDERS``: a factory ``Checkerboard -> Scorer``
+and the ``k`` it must reach (1 for personalised models; popularity cannot tell the groups
+apart and gets block size + 1, its pessimistic rank among the 7 equally popular items).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from ncf.baselines import ItemKNN, Popularity, UserKNN
+from ncf.evaluation import evaluate_full
+from ncf.recommender import Scorer
+
+GROUP, BLOCK, NOISE = 6, 6, 6
+
+
+@dataclass(frozen=True)
+class Checkerboard:
+    num_users: int
+    num_items: int
+    train_user: np.ndarray  # [n_train] int32
+    train_item: np.ndarray  # [n_train] int32
+    test_user: np.ndarray  # [num_users] int32
+    test_item: np.ndarray  # [num_users] int32
+
+
+def make_checkerboard(seed: int = 0) -> Checkerboard:
+    rng = np.random.default_rng(seed)
+    num_users, num_items = 2 * GROUP, 2 * BLOCK + NOISE
+    liked = np.zeros((num_users, num_items), dtype=bool)
+    test_item = np.empty(num_users, dtype=np.int32)
+    for user in range(num_users):
+        group, member = divmod(user, GROUP)
+        liked[user, group * BLOCK : (group + 1) * BLOCK] = True
+        test_item[user] = group * BLOCK + member
+    for noise in range(2 * BLOCK, num_items):
+        liked[rng.choice(num_users, 2, replace=False), noise] = True
+    liked[np.arange(num_users), test_item] = False
+    train_user, train_item = np.nonzero(liked)
+    return Checkerboard(num_users, num_items, train_user.astype(np.int32), train_item.astype(np.int32),
+                        np.arange(num_users, dtype=np.int32), test_item)  # fmt: skip
+
+
+def _fit(cls, **kwargs) -> Callable[[Checkerboard], Scorer]:
+    return lambda d: cls.fit(d.num_users, d.num_items, d.train_user, d.train_item, **kwargs)
+
+
+# One line per recommender: (factory, k within which every withheld item must rank).
+RECOMMENDERS = [
+    pytest.param((_fit(ItemKNN, neighbours=5), 1), id="itemknn"),
+    pytest.param((_fit(ItemKNN, neighbours=50, shrinkage=5.0), 1), id="itemknn-shrunk"),
+    pytest.param((_fit(UserKNN, neighbours=5), 1), id="userknn"),
+    pytest.param((_fit(Popularity), BLOCK + 1), id="popularity"),
+]
+
+
+@pytest.fixture(scope="module")
+def data() -> Checkerboard:
+    return make_checkerboard()
+
+
+@pytest.fixture(scope="module", params=RECOMMENDERS)
+def fitted(request, data) -> tuple[Scorer, int]:
+    factory, k = request.param
+    return factory(data), k
+
+
+def test_recovers_withheld_items(fitted, data):
+    scorer, k = fitted
+    metrics = evaluate_full(scorer, data.train_user, data.train_item, data.test_user, data.test_item, [k], data.num_items)
+    assert metrics["HR@" + str(k)] == 1.0, metrics
+    assert metrics["cases"] == data.num_users
+
+
+def test_is_a_scorer_with_shapes_and_dtypes(fitted, data):
+    scorer, _ = fitted
+    assert isinstance(scorer, Scorer) and scorer.num_items == data.num_items
+    users = np.array([3, 0, 11], dtype=np.int32)
+    all_scores = scorer.score_all(users)
+    assert all_scores.shape == (3, data.num_items) and all_scores.dtype == np.float32
+    items = np.array([[0, 5, 17, 5], [1, 1, 2, 3], [16, 0, 9, 12]], dtype=np.int32)
+    some = scorer.score_items(users, items)
+    assert some.shape == (3, 4) and some.dtype == np.float32
+    one = scorer.score_all(np.array([7], dtype=np.int32))
+    assert one.shape == (1, data.num_items) and np.isfinite(one).all()
+
+
+def test_score_items_agrees_with_score_all(fitted, data):
+    scorer, _ = fitted
+    users = np.arange(data.num_users, dtype=np.int32)
+    all_scores = scorer.score_all(users)
+    rng = np.random.default_rng(1)
+    items = rng.integers(0, data.num_items, (data.num_users, 9)).astype(np.int32)
+    expected = np.take_along_axis(all_scores, items, axis=1)
+    np.testing.assert_allclose(scorer.score_items(users, items), expected, rtol=1e-5, atol=1e-6)
+    shared = np.broadcast_to(np.arange(4, 10, dtype=np.int32), (data.num_users, 6))  # read-only input
+    np.testing.assert_allclose(scorer.score_items(users, shared), all_scores[:, 4:10], rtol=1e-5, atol=1e-6)
+
+
+def test_scores_are_deterministic(fitted):
+    scorer, _ = fitted
+    users = np.array([2, 9], dtype=np.int32)
+    np.testing.assert_array_equal(scorer.score_all(users), scorer.score_all(users))
