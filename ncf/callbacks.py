@@ -6,7 +6,7 @@
 3. :class:`TensorBoardWriter` writes the epoch scalars (loss, learning rate, validation
    metrics) and weight histograms with ``tf.summary`` directly, so every promised tag is
    there whatever Keras' own callback would do with ``update_freq``.
-4. :class:`Checkpointer` saves the last model with its optimizer state, the best weights
+4. :class:`Checkpointer` saves the epoch's model with its optimizer state, the best weights
    and ``state.json`` (atomically, in that order), applies early stopping and prints the
    one-line epoch summary.
 """
@@ -159,19 +159,22 @@ class Checkpointer(keras.callbacks.Callback):
             "loss": float(logs.get("loss", float("nan"))),
             "seconds": seconds,
         }
-        record["val"] = {
-            k.removeprefix("val/"): float(v) for k, v in logs.items() if k.startswith("val/")
-        }
+        record["val"] = {k.removeprefix("val/"): v for k, v in self.validation.results.items()}
         improved = self.state["best"] is None or value > self.state["best"] + self.min_delta
         if improved:
             self.state.update(best=float(value), best_epoch=epoch + 1, wait=0)
-            _save_atomic(self.model, self.folder / "best.weights.h5")
+            self.state["best_weights"] = f"best-{epoch + 1:04d}.weights.h5"
+            _save_atomic(self.model, self.folder / self.state["best_weights"])
         else:
             self.state["wait"] += 1
         self.state["epoch"] = epoch + 1
         self.state["history"].append(record)
-        _save_atomic(self.model, self.folder / "last.keras")
+        self.state["checkpoint"] = f"epoch-{epoch + 1:04d}.keras"
+        _save_atomic(self.model, self.folder / self.state["checkpoint"])
+        # state.json names the files it goes with and is replaced last, so a kill at any
+        # point leaves a consistent (state, checkpoint) pair; older files go afterwards.
         write_json(self.folder / "state.json", self.state)
+        _remove_stale(self.folder, {self.state["checkpoint"], self.state["best_weights"]})
         print(_summary_line(record, self.monitor, improved), flush=True)
         if self.patience and self.state["wait"] >= self.patience:
             self.model.stop_training = True
@@ -192,6 +195,12 @@ def _summary_line(record: dict[str, Any], monitor: str, improved: bool) -> str:
         f"epoch {record['epoch']:3d}  loss {record['loss']:.4f}  {parts}  "
         f"({secs['epoch']:.1f}s: train {secs.get('train', 0):.1f}, eval {secs.get('eval', 0):.1f}){mark}"
     )
+
+
+def _remove_stale(folder: Path, keep: set[str]) -> None:
+    for path in folder.glob("*"):
+        if path.name not in keep and path.name != "state.json" and path.suffix in (".keras", ".h5"):
+            path.unlink(missing_ok=True)
 
 
 def _save_atomic(model: keras.Model, path: Path) -> None:

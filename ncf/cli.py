@@ -70,9 +70,167 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _headline(metrics: dict) -> list[str]:
-    first = next(iter(metrics.values()), {})
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from ncf.evaluation import evaluate
+    from ncf.reporting import format_metrics
+    from ncf.rundir import RunDir
+
+    run = RunDir(args.run_dir)
+    config = run.config
+    protocols = ["sampled", "full"] if args.protocol == "both" else [args.protocol]
+    ks = _parse_ks(args.k) if args.k else config.eval.k
+    if max(ks) > run.split().num_items:
+        raise NcfError(
+            f"--k {max(ks)} is larger than the catalogue ({run.split().num_items} items)"
+        )
+    metrics = evaluate(
+        run.load_scorer(), run.split(), args.split, protocols, ks, config.eval.batch_users
+    )
+    if args.json:
+        _print_json(metrics)
+    else:
+        print(f"{run.path} ({config.model.type}), {args.split} split")
+        print(format_metrics(metrics, _headline(metrics)))
+    return 0
+
+
+def _parse_ks(text: str) -> list[int]:
+    try:
+        ks = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise NcfError(
+            f"--k {text!r}: expected comma-separated positive integers, e.g. --k 10,20"
+        ) from None
+    if not ks or min(ks) <= 0:
+        raise NcfError(f"--k {text!r}: expected comma-separated positive integers, e.g. --k 10,20")
+    return ks
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ncf.compare import collect, to_markdown, write_report
+
+    ks = _parse_ks(args.k)
+    rows = collect(args.run_dirs, ks)
+    print(to_markdown(rows), end="")
+    if args.out:
+        for path in write_report(rows, Path(args.out), ks[0]):
+            print(f"wrote {path}")
+    return 0
+
+
+def _headline(metrics: dict[str, dict[str, float]]) -> list[str]:
+    first: dict[str, float] = next(iter(metrics.values()), {})
     return [k for k in first if k.split("@")[0] in ("HR", "NDCG", "MRR", "Recall")]
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from ncf.export import export_run
+
+    overrides = list(args.overrides) + (["export.exclude_seen=false"] if args.include_seen else [])
+    path = export_run(args.run_dir, args.out, args.version, overrides)
+    print(f"exported {path}")
+    return 0
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    from ncf.serving import Export, format_ranked, ranked_json
+
+    ranked = Export(args.export_dir).recommend([args.user], args.k)[0]
+    if args.json:
+        _print_json(ranked_json(ranked, "user"))
+    else:
+        print(format_ranked(ranked, "user"))
+    return 0
+
+
+def cmd_similar(args: argparse.Namespace) -> int:
+    from ncf.serving import Export, format_ranked, ranked_json
+
+    ranked = Export(args.export_dir).similar([args.item], args.k)[0]
+    if args.json:
+        _print_json(ranked_json(ranked, "item"))
+    else:
+        print(format_ranked(ranked, "item"))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from ncf.server import make_server
+    from ncf.serving import Export
+
+    server = make_server(Export(args.export_dir), args.host, args.port, args.model_name)
+    host, port = server.server_address[:2]
+    print(
+        f"serving {server.model_name} (version {server.export.version}) at http://{host}:{port}/v1/models/{server.model_name}",
+        flush=True,
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+def _add_serving_commands(sub: argparse._SubParsersAction) -> None:
+    export = sub.add_parser(
+        "export", help="write a finished run as a SavedModel (TF Serving layout)"
+    )
+    export.add_argument(
+        "run_dir", help="a finished run directory (or a folder of runs: the newest)"
+    )
+    export.add_argument(
+        "--out",
+        required=True,
+        metavar="EXPORT_BASE",
+        help="base folder; versions go in EXPORT_BASE/<N>",
+    )
+    export.add_argument("--version", type=int, help="version number (default: the next free one)")
+    export.add_argument(
+        "--include-seen",
+        action="store_true",
+        help="recommend may return items the user already interacted with",
+    )
+    export.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override an export.* key, e.g. --set export.default_k=20",
+    )
+    export.set_defaults(func=cmd_export)
+    for name, what, flag, func in (
+        ("recommend", "top-k items for a user", "--user", cmd_recommend),
+        ("similar", "the items nearest to an item", "--item", cmd_similar),
+    ):
+        cmd = sub.add_parser(name, help=f"{what}, from an export")
+        cmd.add_argument(
+            "export_dir", help="an export base folder (newest version) or a version folder"
+        )
+        cmd.add_argument(flag, required=True, metavar="ID", help="raw id, as in the data")
+        cmd.add_argument(
+            "--k", type=int, help="list length (default: the export's export.default_k)"
+        )
+        cmd.add_argument("--json", action="store_true", help="print JSON instead of a table")
+        cmd.set_defaults(func=func)
+    serve = sub.add_parser("serve", help="serve an export over the TensorFlow Serving REST API")
+    serve.add_argument(
+        "export_dir", help="an export base folder (newest version) or a version folder"
+    )
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)"
+    )
+    serve.add_argument(
+        "--port", type=int, default=8501, help="port (default 8501, as TF Serving's REST port)"
+    )
+    serve.add_argument(
+        "--model-name", help="NAME in /v1/models/NAME (default: the export base folder's name)"
+    )
+    serve.set_defaults(func=cmd_serve)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -116,6 +274,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="start a new run even if an unfinished run of the same config exists",
     )
     train.set_defaults(func=cmd_train)
+
+    ev = sub.add_parser("evaluate", help="re-evaluate a finished run (model or baseline)")
+    ev.add_argument("run_dir", help="a run directory printed by ncf train")
+    ev.add_argument("--protocol", choices=["sampled", "full", "both"], default="both")
+    ev.add_argument("--k", help="comma-separated cut-offs (default: the run's eval.k), e.g. 10,20")
+    ev.add_argument(
+        "--split", choices=["test", "val"], default="test", help="which held-out split to rank"
+    )
+    ev.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    ev.set_defaults(func=cmd_evaluate)
+
+    compare = sub.add_parser(
+        "compare", help="one table and chart over several runs of the same split"
+    )
+    compare.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    compare.add_argument(
+        "--out", help="folder for comparison.md, comparison.csv and comparison.png"
+    )
+    compare.add_argument(
+        "--k", default="10", help="cut-offs shown (default 10; the chart uses the first)"
+    )
+    compare.set_defaults(func=cmd_compare)
+    _add_serving_commands(sub)
     return parser
 
 

@@ -30,10 +30,15 @@ class _Section(BaseModel):
 class ColumnsConfig(_Section):
     """Column names of a CSV/Parquet interaction file."""
 
-    user: str | int = Field("user", description="column holding the user id (name, or 0-based position without a header)")
+    user: str | int = Field(
+        "user",
+        description="column holding the user id (name, or 0-based position without a header)",
+    )
     item: str | int = Field("item", description="column holding the item id")
     rating: str | int | None = Field(None, description="optional explicit rating column")
-    timestamp: str | int | None = Field(None, description="optional timestamp column (unix seconds or any sortable number)")
+    timestamp: str | int | None = Field(
+        None, description="optional timestamp column (unix seconds or any sortable number)"
+    )
 
 
 class SyntheticConfig(_Section):
@@ -41,10 +46,16 @@ class SyntheticConfig(_Section):
 
     users: int = Field(2000, gt=1, description="number of users")
     items: int = Field(1000, gt=1, description="number of items")
-    interactions: int = Field(100_000, gt=0, description="number of interactions before de-duplication")
+    interactions: int = Field(
+        100_000, gt=0, description="number of interactions before de-duplication"
+    )
     factors: int = Field(16, gt=0, description="dimension of the hidden taste vectors")
-    popularity_exponent: float = Field(1.0, ge=0, description="Zipf exponent of item popularity (0 = uniform)")
-    temperature: float = Field(0.5, gt=0, description="softmax temperature of the taste term (lower = more structure)")
+    popularity_exponent: float = Field(
+        1.0, ge=0, description="Zipf exponent of item popularity (0 = uniform)"
+    )
+    temperature: float = Field(
+        0.5, gt=0, description="softmax temperature of the taste term (lower = more structure)"
+    )
 
 
 class SplitConfig(_Section):
@@ -55,9 +66,15 @@ class SplitConfig(_Section):
         description="leave_one_out: latest interaction per user; ratio: latest fraction per user; "
         "temporal: one global time cut",
     )
-    test_fraction: float = Field(0.2, gt=0, lt=1, description="share held out for test (ratio, temporal)")
-    val_fraction: float = Field(0.1, gt=0, lt=1, description="share of train held out for validation (ratio, temporal)")
-    validation: bool = Field(True, description="carve a validation split from train, the same way as test")
+    test_fraction: float = Field(
+        0.2, gt=0, lt=1, description="share held out for test (ratio, temporal)"
+    )
+    val_fraction: float = Field(
+        0.1, gt=0, lt=1, description="share of train held out for validation (ratio, temporal)"
+    )
+    validation: bool = Field(
+        True, description="carve a validation split from train, the same way as test"
+    )
 
 
 class DataConfig(_Section):
@@ -71,17 +88,33 @@ class DataConfig(_Section):
         description="data set name: movielens folder (ml-100k, ml-1m, ml-20m...), tfds name "
         "(movielens/100k-ratings) or ncf file prefix (ml-1m)",
     )
-    path: str | None = Field(None, description="file or folder to read; relative paths are relative to the working directory")
-    columns: ColumnsConfig = Field(default_factory=ColumnsConfig, description="column mapping for csv/parquet")
+    path: str | None = Field(
+        None,
+        description="file or folder to read; relative paths are relative to the working directory",
+    )
+    columns: ColumnsConfig = Field(
+        default_factory=ColumnsConfig, description="column mapping for csv/parquet"
+    )
     separator: str = Field(",", description="field separator for csv files (\\t for tab)")
     header: bool = Field(True, description="whether the csv file has a header row")
-    min_rating: float | None = Field(None, description="implicit label threshold: keep rating >= this; null keeps all")
-    duplicates: Literal["last", "first", "error"] = Field(
-        "last", description="several interactions of one user with one item: keep the last (by time), the first, or fail"
+    min_rating: float | None = Field(
+        None, description="implicit label threshold: keep rating >= this; null keeps all"
     )
-    min_user_interactions: int = Field(0, ge=0, description="k-core filter: drop users with fewer interactions (repeated with items until stable)")
-    min_item_interactions: int = Field(0, ge=0, description="k-core filter: drop items with fewer interactions")
-    synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig, description="generator settings")
+    duplicates: Literal["last", "first", "error"] = Field(
+        "last",
+        description="several interactions of one user with one item: keep the last (by time), the first, or fail",
+    )
+    min_user_interactions: int = Field(
+        0,
+        ge=0,
+        description="k-core filter: drop users with fewer interactions (repeated with items until stable)",
+    )
+    min_item_interactions: int = Field(
+        0, ge=0, description="k-core filter: drop items with fewer interactions"
+    )
+    synthetic: SyntheticConfig = Field(
+        default_factory=SyntheticConfig, description="generator settings"
+    )
     split: SplitConfig = Field(default_factory=SplitConfig, description="train/val/test split")
 
 
@@ -90,30 +123,50 @@ class PretrainedConfig(_Section):
 
     gmf: str | None = Field(None, description="run directory of a trained gmf model")
     mlp: str | None = Field(None, description="run directory of a trained mlp model")
-    alpha: float = Field(0.5, ge=0, le=1, description="weight of the GMF part in the fused output layer")
+    alpha: float = Field(
+        0.5, ge=0, le=1, description="weight of the GMF part in the fused output layer"
+    )
 
 
 class ModelConfig(_Section):
     """The model: a user tower, an item tower and an interaction head, or a classical baseline."""
 
     type: Literal["mf", "gmf", "mlp", "neumf", "itemknn", "userknn", "popularity"] = Field(
-        "neumf", description="interaction head (mf, gmf, mlp, neumf) or baseline (itemknn, userknn, popularity)"
+        "neumf",
+        description="interaction head (mf, gmf, mlp, neumf) or baseline (itemknn, userknn, popularity)",
     )
-    embedding_dim: int = Field(8, gt=0, description="predictive factors: embedding size of mf/gmf (and the GMF branch of neumf)")
+    embedding_dim: int = Field(
+        8,
+        gt=0,
+        description="predictive factors: embedding size of mf/gmf (and the GMF branch of neumf)",
+    )
     mlp_layers: list[int] = Field(
         default_factory=lambda: [64, 32, 16, 8],
         description="MLP tower sizes; the first is the concatenated embedding size (each tower embeds half)",
     )
-    tower_layers: list[int] = Field(default_factory=list, description="dense layers after each id embedding in the towers")
-    user_features: bool = Field(False, description="join user side features (age, gender, occupation) when the data has them")
-    item_features: bool = Field(False, description="join item side features (genres) when the data has them")
+    tower_layers: list[int] = Field(
+        default_factory=list, description="dense layers after each id embedding in the towers"
+    )
+    user_features: bool = Field(
+        False,
+        description="join user side features (age, gender, occupation) when the data has them",
+    )
+    item_features: bool = Field(
+        False, description="join item side features (genres) when the data has them"
+    )
     dropout: float = Field(0.0, ge=0, lt=1, description="dropout after each dense layer")
     l2_embedding: float = Field(0.0, ge=0, description="L2 penalty on embeddings")
     l2_dense: float = Field(0.0, ge=0, description="L2 penalty on dense kernels")
-    pretrained: PretrainedConfig = Field(default_factory=PretrainedConfig, description="neumf only: pretrained branches")
-    neighbours: int = Field(100, gt=0, description="itemknn/userknn: neighbours kept per item (user)")
+    pretrained: PretrainedConfig = Field(
+        default_factory=PretrainedConfig, description="neumf only: pretrained branches"
+    )
+    neighbours: int = Field(
+        100, gt=0, description="itemknn/userknn: neighbours kept per item (user)"
+    )
     shrinkage: float = Field(0.0, ge=0, description="itemknn/userknn: cosine shrinkage term")
-    weighting: Literal["binary", "rating"] = Field("binary", description="itemknn/userknn: matrix entries are 1 or the rating")
+    weighting: Literal["binary", "rating"] = Field(
+        "binary", description="itemknn/userknn: matrix entries are 1 or the rating"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> ModelConfig:
@@ -123,7 +176,9 @@ class ModelConfig(_Section):
             if not self.mlp_layers:
                 raise ValueError("mlp_layers must list at least one size for mlp/neumf")
             if self.mlp_layers[0] % 2:
-                raise ValueError(f"mlp_layers[0]={self.mlp_layers[0]} must be even: each tower embeds half of it")
+                raise ValueError(
+                    f"mlp_layers[0]={self.mlp_layers[0]} must be even: each tower embeds half of it"
+                )
         if (self.pretrained.gmf or self.pretrained.mlp) and self.type != "neumf":
             raise ValueError("pretrained applies to type neumf only")
         if bool(self.pretrained.gmf) != bool(self.pretrained.mlp):
@@ -136,8 +191,12 @@ class ModelConfig(_Section):
 
 
 class EarlyStoppingConfig(_Section):
-    metric: str = Field("NDCG@10", description="validation metric to watch (sampled protocol), e.g. HR@10, NDCG@10")
-    patience: int = Field(5, ge=0, description="epochs without improvement before stopping (0 disables)")
+    metric: str = Field(
+        "NDCG@10", description="validation metric to watch (sampled protocol), e.g. HR@10, NDCG@10"
+    )
+    patience: int = Field(
+        5, ge=0, description="epochs without improvement before stopping (0 disables)"
+    )
     min_delta: float = Field(0.0, ge=0, description="smallest change that counts as an improvement")
 
 
@@ -146,26 +205,47 @@ class TrainConfig(_Section):
 
     epochs: int = Field(20, gt=0, description="maximum number of epochs")
     batch_size: int = Field(256, gt=0, description="training examples per step")
-    loss: Literal["bce", "bpr"] = Field("bce", description="bce: pointwise log loss on sampled negatives; bpr: pairwise")
-    num_negatives: int = Field(4, gt=0, description="sampled negatives per positive, fresh every epoch")
-    negative_sampling: Literal["uniform", "popularity"] = Field("uniform", description="distribution of training negatives")
-    popularity_power: float = Field(0.75, ge=0, description="popularity sampling: weight = count ** power")
-    optimizer: Literal["adam", "sgd", "adagrad", "rmsprop"] = Field("adam", description="Keras optimiser")
+    loss: Literal["bce", "bpr"] = Field(
+        "bce", description="bce: pointwise log loss on sampled negatives; bpr: pairwise"
+    )
+    num_negatives: int = Field(
+        4, gt=0, description="sampled negatives per positive, fresh every epoch"
+    )
+    negative_sampling: Literal["uniform", "popularity"] = Field(
+        "uniform", description="distribution of training negatives"
+    )
+    popularity_power: float = Field(
+        0.75, ge=0, description="popularity sampling: weight = count ** power"
+    )
+    optimizer: Literal["adam", "sgd", "adagrad", "rmsprop"] = Field(
+        "adam", description="Keras optimiser"
+    )
     learning_rate: float = Field(0.001, gt=0, description="initial learning rate")
-    lr_schedule: Literal["constant", "exponential", "cosine"] = Field("constant", description="learning rate schedule over steps")
+    lr_schedule: Literal["constant", "exponential", "cosine"] = Field(
+        "constant", description="learning rate schedule over steps"
+    )
     lr_decay_rate: float = Field(0.96, gt=0, le=1, description="exponential: factor per epoch")
-    early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig, description="on the validation split")
-    histograms: bool = Field(True, description="write weight histograms and the embedding projector to TensorBoard")
+    early_stopping: EarlyStoppingConfig = Field(
+        default_factory=EarlyStoppingConfig, description="on the validation split"
+    )
+    histograms: bool = Field(
+        True, description="write weight histograms and the embedding projector to TensorBoard"
+    )
 
 
 class EvalConfig(_Section):
     """Ranking evaluation: protocols, cut-offs and the sampled candidates."""
 
     protocols: list[Literal["sampled", "full"]] = Field(
-        default_factory=lambda: ["sampled", "full"], description="sampled (He et al. 2017) and/or full ranking"
+        default_factory=lambda: ["sampled", "full"],  # type: ignore[arg-type]
+        description="sampled (He et al. 2017) and/or full ranking",
     )
-    k: list[int] = Field(default_factory=lambda: [5, 10, 20], description="cut-offs for the metrics")
-    sampled_negatives: int = Field(100, gt=0, description="negatives ranked with each held-out item (sampled protocol)")
+    k: list[int] = Field(
+        default_factory=lambda: [5, 10, 20], description="cut-offs for the metrics"
+    )
+    sampled_negatives: int = Field(
+        100, gt=0, description="negatives ranked with each held-out item (sampled protocol)"
+    )
     batch_users: int = Field(1024, gt=0, description="users scored per batch in full ranking")
 
     @model_validator(mode="after")
@@ -178,7 +258,9 @@ class EvalConfig(_Section):
 
 
 class ExportConfig(_Section):
-    exclude_seen: bool = Field(True, description="recommend excludes the items each user interacted with in training")
+    exclude_seen: bool = Field(
+        True, description="recommend excludes the items each user interacted with in training"
+    )
     default_k: int = Field(10, gt=0, description="k used when a request does not give one")
 
 
@@ -207,7 +289,9 @@ class Config(_Section):
     def check_catalogue(self, num_items: int) -> None:
         """Raise ``ValueError`` where an eval setting cannot fit a catalogue of ``num_items``."""
         if max(self.eval.k) > num_items:
-            raise ValueError(f"eval.k={max(self.eval.k)} is larger than the catalogue ({num_items} items)")
+            raise ValueError(
+                f"eval.k={max(self.eval.k)} is larger than the catalogue ({num_items} items)"
+            )
         if self.eval.sampled_negatives >= num_items:
             raise ValueError(
                 f"eval.sampled_negatives={self.eval.sampled_negatives} needs a catalogue of more items "
@@ -234,7 +318,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"--set {text!r}: value is not valid YAML ({exc.__class__.__name__})") from None
+        raise ConfigError(
+            f"--set {text!r}: value is not valid YAML ({exc.__class__.__name__})"
+        ) from None
     return key.strip().split("."), value
 
 
@@ -249,7 +335,9 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             if child is None:
                 child = node[part] = {}
             if not isinstance(child, dict):
-                raise ConfigError(f"--set {text!r}: {'.'.join(path[: i + 1])} is a value, not a section")
+                raise ConfigError(
+                    f"--set {text!r}: {'.'.join(path[: i + 1])} is a value, not a section"
+                )
             node = child
         node[path[-1]] = value
     return result
@@ -267,18 +355,27 @@ def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
     except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read the config file ({exc.__class__.__name__})") from None
+        raise ConfigError(
+            f"{path}: cannot read the config file ({exc.__class__.__name__})"
+        ) from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{path}: {where}malformed YAML ({problem})") from None
+        context, start = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+        if context and start:
+            problem += (
+                f" ({context} that starts at line {start.line + 1}, column {start.column + 1})"
+            )
+        raise ConfigError(f"{path}: {where}malformed YAML: {problem}") from None
     if raw is None:
         return {}
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping with sections data, model, train, eval, export, run")
+        raise ConfigError(
+            f"{path}: the top level must be a mapping with sections data, model, train, eval, export, run"
+        )
     return raw
 
 
@@ -338,7 +435,9 @@ def describe_schema() -> str:
                 continue
             default = field.get_default(call_default_factory=True)
             type_name = str(ann).replace("typing.", "").replace("<class '", "").replace("'>", "")
-            lines.append(f"- `{prefix}{name}` ({type_name}, default `{default!r}`): {field.description or ''}")
+            lines.append(
+                f"- `{prefix}{name}` ({type_name}, default `{default!r}`): {field.description or ''}"
+            )
         for name, section in sections:
             lines.append(f"\n### `{prefix}{name}`\n")
             walk(section, f"{prefix}{name}.")

@@ -136,7 +136,10 @@ def _count_at_least(scores, rel_row, target, max_scores: int) -> np.ndarray:
     return counts
 
 
-def _merge_top(best: tuple | None, scores: np.ndarray, lo: int, k: int) -> tuple:
+_Top = tuple[np.ndarray, np.ndarray]  # items [B, k] (-1 padded), scores [B, k] (NaN padded)
+
+
+def _merge_top(best: _Top | None, scores: np.ndarray, lo: int, k: int) -> _Top:
     """Top-k (items, scores) of the previous chunks and this one; ties to the lower item."""
     cols = top_k(scores, k)
     items = np.where(cols >= 0, cols + lo, -1)
@@ -157,8 +160,10 @@ def _rank_batch(scorer, cases: _Cases, lo: int, hi: int, k: int, max_scores: int
     num_items = scorer.num_items
     target = None
     if width < num_items:  # chunked: held-out scores from score_items
-        target = _clean(scorer.score_items(users[rel_row], rel_item[:, None]), (len(rel_row), 1))[:, 0]
-    counts, best = np.zeros(len(rel_row), dtype=np.int64), None
+        held = scorer.score_items(users[rel_row], rel_item[:, None])
+        target = _clean(held, (len(rel_row), 1))[:, 0]
+    counts = np.zeros(len(rel_row), dtype=np.int64)
+    best: _Top | None = None
     for first, scores in _chunks(scorer, users, num_items, width):
         last = first + scores.shape[1]
         if target is None:
@@ -169,6 +174,7 @@ def _rank_batch(scorer, cases: _Cases, lo: int, hi: int, k: int, max_scores: int
         inside = (rel_item >= first) & (rel_item < last)
         scores[rel_row[inside], rel_item[inside] - first] = np.nan
         counts += _count_at_least(scores, rel_row, target, max_scores)
+    assert best is not None  # the catalogue has at least one chunk
     return counts + 1, best[0]
 
 

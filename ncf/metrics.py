@@ -169,7 +169,7 @@ def coverage(top_items: np.ndarray, num_items: int) -> float:
     """Share of the catalogue in at least one top-K list; ``top_items`` [U, K], -1 is padding."""
     seen = np.zeros(num_items, dtype=bool)
     seen[top_items[top_items >= 0]] = True
-    return np.count_nonzero(seen) / num_items
+    return float(np.count_nonzero(seen) / num_items)
 
 
 def mean_popularity(top_items: np.ndarray, popularity: np.ndarray) -> float:

@@ -9,6 +9,7 @@ interrupted one stopped.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -127,14 +128,18 @@ def fit_neural(config: Config, dataset: Dataset, path: Path, monitor: str, verbo
     # otherwise run whole executions across epoch boundaries of a shared iterator.
     epoch = state["epoch"] if state else 0
     while epoch < config.train.epochs and not _stopped(checkpointer, nan_guard, config):
-        model.fit(
-            stream.dataset(epoch),
-            epochs=epoch + 1,
-            initial_epoch=epoch,
-            callbacks=callbacks,
-            verbose=verbose,
-            shuffle=False,
-        )
+        with warnings.catch_warnings():
+            # Each epoch's dataset ends where the epoch ends; Keras warns when its last
+            # execution asks for more steps than are left, which is intended here.
+            warnings.filterwarnings("ignore", message="Your input ran out of data")
+            model.fit(
+                stream.dataset(epoch),
+                epochs=epoch + 1,
+                initial_epoch=epoch,
+                callbacks=callbacks,
+                verbose=verbose,
+                shuffle=False,
+            )
         epoch += 1
     board.close()
     if nan_guard.bad_epoch is not None:
@@ -143,7 +148,7 @@ def fit_neural(config: Config, dataset: Dataset, path: Path, monitor: str, verbo
             f"the last good checkpoint (epoch {checkpointer.state['epoch']}) is kept in {folder}; "
             "lower train.learning_rate or add regularisation, then resume or start again"
         )
-    model.load_weights(folder / "best.weights.h5")
+    model.load_weights(folder / checkpointer.state["best_weights"])
     _save_model(model, path / "model.keras")
     if config.train.histograms:
         from ncf.projector import write_projector
@@ -182,9 +187,8 @@ def _model_to_start_from(
     from ncf.models import optimizer_from_config
 
     split = dataset.split
-    if state is not None and (folder / "last.keras").exists():
-        model = keras.models.load_model(folder / "last.keras")
-        return model
+    if state is not None:
+        return keras.models.load_model(folder / state["checkpoint"])
     model = build_for(config, dataset, split.num_users, split.num_items)
     if config.model.pretrained.gmf:
         _init_pretrained(config, dataset, model)
@@ -203,12 +207,16 @@ def _init_pretrained(config: Config, dataset: Dataset, model) -> None:
     import keras
 
     from ncf.models import init_neumf_from_pretrained
-    from ncf.rundir import RunDir
+    from ncf.rundir import RunDir, resolve_run
 
     fingerprint = dataset.split.fingerprint()
     loaded = {}
     for role in ("gmf", "mlp"):
-        run = RunDir(getattr(config.model.pretrained, role))
+        try:
+            run = RunDir(resolve_run(getattr(config.model.pretrained, role)))
+        except NcfError as exc:
+            raise ConfigError(f"model.pretrained.{role}: {exc}") from None
+        print(f"initialising the {role} branch from {run.path}", flush=True)
         info = run.data_info()
         if info["fingerprint"] != fingerprint:
             raise ConfigError(

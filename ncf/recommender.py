@@ -76,9 +76,8 @@ def top_k_mask(scores: np.ndarray, k: int) -> np.ndarray:
     """
     if k <= 0:
         raise ValueError(f"k must be positive, got {k}")
-    valid = ~np.isnan(scores)
     if k >= scores.shape[1]:
-        return valid
+        return ~np.isnan(scores)
     # np.partition sorts NaN last, so partition the negation: NaN then means "smallest".
     kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1 : k]  # [B, 1]; NaN if row is short
     with np.errstate(invalid="ignore"):
@@ -92,7 +91,7 @@ def top_k_mask(scores: np.ndarray, k: int) -> np.ndarray:
     mask |= ties
     short = np.flatnonzero(np.isnan(kth[:, 0]))
     if short.size:
-        mask[short] = valid[short]
+        mask[short] = ~np.isnan(scores[short])
     return mask
 
 

@@ -28,7 +28,9 @@ def format_stats(stats: Mapping[str, object]) -> str:
     return "\n".join(lines)
 
 
-def format_metrics(metrics: Mapping[str, Mapping[str, float]], keys: list[str] | None = None) -> str:
+def format_metrics(
+    metrics: Mapping[str, Mapping[str, float]], keys: list[str] | None = None
+) -> str:
     """A protocol x metric table: one row per protocol, one column per metric."""
     protocols = list(metrics)
     if not protocols:
@@ -40,7 +42,9 @@ def format_metrics(metrics: Mapping[str, Mapping[str, float]], keys: list[str] |
     for protocol in protocols:
         values = metrics[protocol]
         cells = "".join(
-            (f"{values[n]:.4f}" if isinstance(values.get(n), float) else str(values.get(n, "-"))).rjust(width + 2)
+            (
+                f"{values[n]:.4f}" if isinstance(values.get(n), float) else str(values.get(n, "-"))
+            ).rjust(width + 2)
             for n in names
         )
         rows.append(protocol.ljust(10) + cells)

@@ -10,7 +10,7 @@ Layout::
       vocab/items.txt      raw item ids
       vocab/item_titles.txt  item titles aligned with items.txt (when the data has them)
       vocab/side_features.npz  user and item side-feature matrices (when used)
-      checkpoints/         last.keras (weights + optimizer), best.weights.h5, state.json
+      checkpoints/         epoch-NNNN.keras (model + optimizer), best-NNNN.weights.h5, state.json
       tensorboard/         event files and the embedding projector
       model.keras          the final model (best validation epoch), or baseline/ for baselines
       metrics.json         val and test metrics, history, timings: written last
@@ -97,7 +97,7 @@ def save_npz(path: Path, **arrays: np.ndarray) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
     os.close(fd)
     try:
-        np.savez(tmp, **arrays)
+        np.savez(tmp, **arrays)  # type: ignore[arg-type]
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -121,6 +121,19 @@ def read_json(path: Path) -> Any:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise NcfError(f"{path}: not found; is this a complete run directory?") from None
+
+
+def resolve_run(path: str | Path) -> Path:
+    """A run directory, or a folder of runs (``runs/gmf``) meaning its newest finished run."""
+    path = Path(path)
+    if (path / "config.yaml").is_file():
+        return path
+    finished = sorted(p.parent for p in path.glob("*/metrics.json")) if path.is_dir() else []
+    if not finished:
+        raise NcfError(
+            f"{path}: neither a run directory nor a folder holding a finished run; train it first"
+        )
+    return finished[-1]
 
 
 class RunDir:
@@ -170,3 +183,22 @@ class RunDir:
                 f"{self.path}: the run has not finished (no metrics.json); resume it with ncf train --resume"
             )
         return read_json(self.path / "metrics.json")
+
+    def load_scorer(self):
+        """The trained model or baseline of this run, behind the evaluator's Scorer interface."""
+        config = self.config
+        if config.model.is_baseline:
+            from ncf.baselines import load_baseline
+
+            if not (self.path / "baseline").is_dir():
+                raise NcfError(f"{self.path}: no baseline/ folder; has the run finished?")
+            return load_baseline(self.path / "baseline")
+        import keras
+
+        from ncf.neural import NeuralScorer
+
+        if not (self.path / "model.keras").is_file():
+            raise NcfError(
+                f"{self.path}: no model.keras; has the run finished? (resume it with ncf train --resume)"
+            )
+        return NeuralScorer(keras.models.load_model(self.path / "model.keras"))

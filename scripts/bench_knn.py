@@ -34,7 +34,11 @@ def synthetic_train(users: int, items: int, interactions: int, exponent: float, 
     keys = np.zeros(0, dtype=np.int64)
     while len(keys) < interactions:  # duplicates are dropped, so top up until the target
         need = int((interactions - len(keys)) * 1.5) + 10_000  # overshoot: few rounds
-        per_user = rng.multinomial(need, activity / activity.sum()) if keys.size else np.ceil(activity).astype(np.int64)
+        per_user = (
+            rng.multinomial(need, activity / activity.sum())
+            if keys.size
+            else np.ceil(activity).astype(np.int64)
+        )
         user = np.repeat(np.arange(users, dtype=np.int64), per_user)
         item = rng.choice(items, size=len(user), p=item_p)
         keys = np.sort(np.concatenate([keys, user * items + item]))
@@ -61,10 +65,14 @@ def peak_rss_gb() -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--scale", type=float, default=1.0, help="shrink users, items, interactions")
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="shrink users, items, interactions"
+    )
     parser.add_argument("--eval-users", type=int, default=10_000)
     parser.add_argument("--neighbours", type=int, default=100)
-    parser.add_argument("--exponent", type=float, default=1.0, help="Zipf exponent of item popularity")
+    parser.add_argument(
+        "--exponent", type=float, default=1.0, help="Zipf exponent of item popularity"
+    )
     parser.add_argument("--batch-users", type=int, default=1024)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -73,7 +81,9 @@ def main() -> None:
 
     start = time.perf_counter()
     user, item = synthetic_train(users, items, interactions, args.exponent, args.seed)
-    train_user, train_item, test_user, test_item = hold_out(user, item, min(args.eval_users, users), args.seed)
+    train_user, train_item, test_user, test_item = hold_out(
+        user, item, min(args.eval_users, users), args.seed
+    )
     print(f"data: {users:,} users, {items:,} items, {len(train_user):,} train interactions, "
           f"{len(test_user):,} held out ({time.perf_counter() - start:.1f} s, "
           f"peak RSS so far {peak_rss_gb():.2f} GB)", flush=True)  # fmt: skip
@@ -84,7 +94,16 @@ def main() -> None:
     print(f"fit:  {fit_s:.1f} s (similarity nnz {model.similarity.nnz:,})", flush=True)
 
     start = time.perf_counter()
-    metrics = evaluate_full(model, train_user, train_item, test_user, test_item, [10], items, batch_users=args.batch_users)
+    metrics = evaluate_full(
+        model,
+        train_user,
+        train_item,
+        test_user,
+        test_item,
+        [10],
+        items,
+        batch_users=args.batch_users,
+    )
     eval_s = time.perf_counter() - start
     shown = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k != "cases")
     print(f"eval: {eval_s:.1f} s for {metrics['cases']:,} users ({shown})")

@@ -28,7 +28,9 @@ def data_dir() -> Path:
     """The folder holding ``ml-100k/``; tests that need it skip where it is absent."""
     path = _data_dir()
     if path is None:
-        pytest.skip("MovieLens 100K not found: set NCF_DATA_DIR to a folder containing ml-100k/u.data")
+        pytest.skip(
+            "MovieLens 100K not found: set NCF_DATA_DIR to a folder containing ml-100k/u.data"
+        )
     return path
 
 

@@ -46,23 +46,28 @@ CASES = [(k, s, r) for k in (1, 3, 100) for s in (0.0, 2.5) for r in (False, Tru
 
 @pytest.mark.parametrize("neighbours,shrinkage,ratings", CASES)
 def test_itemknn_equals_dense_brute_force(neighbours, shrinkage, ratings):
+    # User 15 and item 12 have no interactions: their similarities are 0, never NaN.
     user, item, values = random_train(neighbours + int(ratings), ratings=ratings)
-    x = dense_x(15, 12, user, item, values)
+    x = dense_x(16, 13, user, item, values)
     expected_sim = brute_force_similarity(x.T, neighbours, shrinkage)
-    model = ItemKNN.fit(15, 12, user, item, values, neighbours=neighbours, shrinkage=shrinkage, max_dense=30)
+    model = ItemKNN.fit(
+        16, 13, user, item, values, neighbours=neighbours, shrinkage=shrinkage, max_dense=30
+    )
     np.testing.assert_array_equal(model.similarity.toarray(), expected_sim)
-    users = np.arange(15, dtype=np.int32)
+    users = np.arange(16, dtype=np.int32)
     np.testing.assert_allclose(model.score_all(users), x @ expected_sim, rtol=1e-6)
 
 
 @pytest.mark.parametrize("neighbours,shrinkage,ratings", CASES)
 def test_userknn_equals_dense_brute_force(neighbours, shrinkage, ratings):
     user, item, values = random_train(7 + neighbours, ratings=ratings)
-    x = dense_x(15, 12, user, item, values)
+    x = dense_x(16, 13, user, item, values)
     expected_sim = brute_force_similarity(x, neighbours, shrinkage)
-    model = UserKNN.fit(15, 12, user, item, values, neighbours=neighbours, shrinkage=shrinkage, max_dense=40)
+    model = UserKNN.fit(
+        16, 13, user, item, values, neighbours=neighbours, shrinkage=shrinkage, max_dense=40
+    )
     np.testing.assert_array_equal(model.similarity.toarray(), expected_sim)
-    users = np.array([3, 0, 14], dtype=np.int32)
+    users = np.array([3, 0, 15], dtype=np.int32)
     np.testing.assert_allclose(model.score_all(users), (expected_sim @ x)[users], rtol=1e-6)
 
 
@@ -71,7 +76,9 @@ def test_chunk_size_does_not_change_the_similarity():
     rows = interaction_matrix(40, 30, user, item).T.tocsr()
     whole = cosine_neighbours(rows, 4, 1.0, max_dense=10**9).toarray()
     for max_dense in (1, 29, 31, 200):
-        np.testing.assert_array_equal(cosine_neighbours(rows, 4, 1.0, max_dense=max_dense).toarray(), whole)
+        np.testing.assert_array_equal(
+            cosine_neighbours(rows, 4, 1.0, max_dense=max_dense).toarray(), whole
+        )
 
 
 def test_interaction_matrix_binary_and_validation():
@@ -115,10 +122,23 @@ def test_fit_baseline_from_config():
     assert isinstance(model, ItemKNN) and model.similarity.getnnz(axis=1).max() <= 2
     expected = ItemKNN.fit(15, 12, user, item, values, neighbours=2, shrinkage=1.0)
     np.testing.assert_array_equal(model.similarity.toarray(), expected.similarity.toarray())
-    binary = fit_baseline(config.model_copy(update={"weighting": "binary"}), 15, 12, user, item, values)
+    binary = fit_baseline(
+        config.model_copy(update={"weighting": "binary"}), 15, 12, user, item, values
+    )
     assert set(binary.interactions.data.tolist()) == {1.0}
     assert isinstance(fit_baseline(ModelConfig(type="popularity"), 15, 12, user, item), Popularity)
     with pytest.raises(ConfigError):
         fit_baseline(config, 15, 12, user, item)
     with pytest.raises(ValueError):
         fit_baseline(ModelConfig(type="gmf"), 15, 12, user, item)
+
+
+@pytest.mark.parametrize("cls", [ItemKNN, UserKNN])
+def test_score_items_in_user_slices_matches_score_all(cls, monkeypatch):
+    user, item, _ = random_train(4, users=30, items=20)
+    model = cls.fit(30, 20, user, item, neighbours=4)
+    monkeypatch.setattr("ncf.baselines.knn.DEFAULT_MAX_DENSE", 50)  # slices of 2 users
+    users = np.arange(30, dtype=np.int32)
+    items = np.random.default_rng(0).integers(0, 20, (30, 6)).astype(np.int32)
+    expected = np.take_along_axis(model.score_all(users), items, axis=1)
+    np.testing.assert_array_equal(model.score_items(users, items), expected)

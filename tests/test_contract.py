@@ -78,7 +78,15 @@ def fitted(request, data) -> tuple[Scorer, int]:
 
 def test_recovers_withheld_items(fitted, data):
     scorer, k = fitted
-    metrics = evaluate_full(scorer, data.train_user, data.train_item, data.test_user, data.test_item, [k], data.num_items)
+    metrics = evaluate_full(
+        scorer,
+        data.train_user,
+        data.train_item,
+        data.test_user,
+        data.test_item,
+        [k],
+        data.num_items,
+    )
     assert metrics["HR@" + str(k)] == 1.0, metrics
     assert metrics["cases"] == data.num_users
 
@@ -104,8 +112,12 @@ def test_score_items_agrees_with_score_all(fitted, data):
     items = rng.integers(0, data.num_items, (data.num_users, 9)).astype(np.int32)
     expected = np.take_along_axis(all_scores, items, axis=1)
     np.testing.assert_allclose(scorer.score_items(users, items), expected, rtol=1e-5, atol=1e-6)
-    shared = np.broadcast_to(np.arange(4, 10, dtype=np.int32), (data.num_users, 6))  # read-only input
-    np.testing.assert_allclose(scorer.score_items(users, shared), all_scores[:, 4:10], rtol=1e-5, atol=1e-6)
+    shared = np.broadcast_to(
+        np.arange(4, 10, dtype=np.int32), (data.num_users, 6)
+    )  # read-only input
+    np.testing.assert_allclose(
+        scorer.score_items(users, shared), all_scores[:, 4:10], rtol=1e-5, atol=1e-6
+    )
 
 
 def test_scores_are_deterministic(fitted):

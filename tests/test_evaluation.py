@@ -40,12 +40,16 @@ def reference_full(scores, train, held, ks, popularity):
         items = [i for i in range(scores.shape[1]) if i not in seen - relevant]
         ranked = sorted(items, key=lambda i: (-scores[user, i], i in relevant))
         rows.append(_list_metrics([int(i in relevant) for i in ranked], len(relevant), ks))
-        unseen = [i for i in range(scores.shape[1]) if i not in seen]  # lists never show train items
+        unseen = [
+            i for i in range(scores.shape[1]) if i not in seen
+        ]  # lists never show train items
         tops.append(sorted(unseen, key=lambda i: (-scores[user, i], i)))
     out = {name: float(np.mean([r[name] for r in rows])) for name in rows[0]}
     for k in ks:
         out[f"Coverage@{k}"] = len({i for top in tops for i in top[:k]}) / scores.shape[1]
-        out[f"MeanPopularity@{k}"] = float(np.mean([np.mean([popularity[i] for i in top[:k]]) for top in tops]))
+        out[f"MeanPopularity@{k}"] = float(
+            np.mean([np.mean([popularity[i] for i in top[:k]]) for top in tops])
+        )
     return {**out, "cases": len(rows)}
 
 
@@ -81,12 +85,16 @@ def test_full_matches_reference(seed, leave_one_out):
 
 
 @pytest.mark.parametrize("leave_one_out", [False, True])
-@pytest.mark.parametrize("batch_users,max_scores", [(1, 10**9), (5, 10**9), (4, 7), (3, 1), (12, 40)])
+@pytest.mark.parametrize(
+    "batch_users,max_scores", [(1, 10**9), (5, 10**9), (4, 7), (3, 1), (12, 40)]
+)
 def test_full_chunking_and_batching_change_nothing(batch_users, max_scores, leave_one_out):
     scores, train, held = random_case(7, users=20, items=23, leave_one_out=leave_one_out)
     args = (MatrixScorer(scores), *_arrays(train), *_arrays(held), [1, 3, 10], 23)
     baseline = evaluate_full(*args)
-    assert evaluate_full(*args, batch_users=batch_users, max_scores_per_batch=max_scores) == baseline
+    assert (
+        evaluate_full(*args, batch_users=batch_users, max_scores_per_batch=max_scores) == baseline
+    )
 
 
 def test_full_leave_one_out_by_hand():
@@ -120,8 +128,12 @@ def test_sampled_matches_reference(batch_size):
     scores = rng.integers(0, 4, (10, 30)).astype(np.float32)
     users = rng.integers(0, 10, 25)
     held = rng.integers(0, 30, 25)
-    candidates = np.stack([rng.choice(np.setdiff1d(np.arange(30), [i]), 8, replace=False) for i in held])
-    got = evaluate_sampled(MatrixScorer(scores), users, held, candidates, [1, 5, 9], batch_size=batch_size)
+    candidates = np.stack(
+        [rng.choice(np.setdiff1d(np.arange(30), [i]), 8, replace=False) for i in held]
+    )
+    got = evaluate_sampled(
+        MatrixScorer(scores), users, held, candidates, [1, 5, 9], batch_size=batch_size
+    )
     expected = reference_sampled(scores, users, held, candidates, [1, 5, 9])
     assert got["cases"] == 25
     for key, value in expected.items():

@@ -51,7 +51,9 @@ def test_several_relevant_items_by_hand():
 
 def test_pessimistic_ranks_count_ties_against_the_target():
     target = np.array([1.0, 1.0, np.nan, 0.0])
-    competitors = np.array([[1.0, 0.5, 2.0], [0.0, 0.0, 0.0], [0.0, 1.0, -np.inf], [np.nan, 0.0, 0.0]])
+    competitors = np.array(
+        [[1.0, 0.5, 2.0], [0.0, 0.0, 0.0], [0.0, 1.0, -np.inf], [np.nan, 0.0, 0.0]]
+    )
     assert m.pessimistic_ranks(target, competitors).tolist() == [3, 1, 4, 3]
 
 
@@ -116,9 +118,17 @@ def test_matches_list_walking_reference(seed):
         cases += [case] * len(positions)
     order = rng.permutation(len(ranks))  # from_ranks must not depend on input order
     ranking = m.Ranking.from_ranks(np.array(ranks)[order], np.array(cases)[order])
-    fns = {"HR": m.hit_rate, "Recall": m.recall, "Precision": m.precision, "NDCG": m.ndcg, "MAP": m.average_precision}
+    fns = {
+        "HR": m.hit_rate,
+        "Recall": m.recall,
+        "Precision": m.precision,
+        "NDCG": m.ndcg,
+        "MAP": m.average_precision,
+    }
     for k in (1, 3, 10, 50):
         for name, fn in fns.items():
             expected = [_reference(rel, sum(rel), k)[name] for rel in lists]
             assert fn(ranking, k) == pytest.approx(expected), (name, k)
-    assert m.reciprocal_rank(ranking) == pytest.approx([_reference(rel, sum(rel), 1)["MRR"] for rel in lists])
+    assert m.reciprocal_rank(ranking) == pytest.approx(
+        [_reference(rel, sum(rel), 1)["MRR"] for rel in lists]
+    )

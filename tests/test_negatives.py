@@ -52,7 +52,9 @@ def test_uniform_negatives_are_uniform_over_the_complement():
 def test_nearly_full_user_still_gets_negatives():
     item = np.arange(99, dtype=np.int32)
     positives = PositiveSet(np.zeros(99, dtype=np.int32), item, 1, 100)
-    neg = sample_negatives(positives, np.zeros(50, dtype=np.int32), np.random.default_rng(0), max_rounds=1)
+    neg = sample_negatives(
+        positives, np.zeros(50, dtype=np.int32), np.random.default_rng(0), max_rounds=1
+    )
     assert (neg == 99).all()
 
 

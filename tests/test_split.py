@@ -55,7 +55,12 @@ def test_leave_one_out_without_time_is_random_but_seeded():
 
 def test_candidates_exclude_all_of_the_users_items():
     rng = np.random.default_rng(0)
-    rows = [(u, i, t) for t, (u, i) in enumerate(zip(rng.integers(0, 40, 800), rng.integers(0, 60, 800), strict=True))]
+    rows = [
+        (u, i, t)
+        for t, (u, i) in enumerate(
+            zip(rng.integers(0, 40, 800), rng.integers(0, 60, 800), strict=True)
+        )
+    ]
     data = interactions(rows)
     split = make_split(data, SplitConfig(), seed=0, num_candidates=20)
     everything = PositiveSet(data.user, data.item, data.num_users, data.num_items)
@@ -67,16 +72,23 @@ def test_candidates_exclude_all_of_the_users_items():
 def test_ratio_split_holds_out_latest_share_per_user():
     rows = [(u, i, i) for u in range(3) for i in range(10)] + [(9, i, 0) for i in range(10, 15)]
     data = interactions(rows)
-    split = make_split(data, SplitConfig(method="ratio", test_fraction=0.2, val_fraction=0.25), 0, 3)
+    split = make_split(
+        data, SplitConfig(method="ratio", test_fraction=0.2, val_fraction=0.25), 0, 3
+    )
     for u in range(3):
-        assert sorted(split.test_item[split.test_user == u].tolist()) == [data.items.index_of("8"), data.items.index_of("9")]
+        assert sorted(split.test_item[split.test_user == u].tolist()) == [
+            data.items.index_of("8"),
+            data.items.index_of("9"),
+        ]
         assert len(split.val_item[split.val_user == u]) == 2  # 25 % of the 8 left
 
 
 def test_temporal_split_drops_unrankable_rows():
     rows = [("a", 1, 1), ("a", 2, 2), ("b", 1, 3), ("b", 2, 4), ("a", 3, 9), ("c", 1, 10)]
     data = interactions(rows)
-    split = make_split(data, SplitConfig(method="temporal", test_fraction=0.34, validation=False), 0, 1)
+    split = make_split(
+        data, SplitConfig(method="temporal", test_fraction=0.34, validation=False), 0, 1
+    )
     # the last two rows in time are held out; item 3 and user c never appear in train
     assert len(split.test_user) == 0
     assert split.stats["test_rows_unrankable"] == 2

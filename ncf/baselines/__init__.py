@@ -18,7 +18,11 @@ from ncf.baselines.storage import read_header
 from ncf.config import ModelConfig
 from ncf.errors import ConfigError, NcfError
 
-BASELINES = {"itemknn": ItemKNN, "userknn": UserKNN, "popularity": Popularity}
+BASELINES: dict[str, type[ItemKNN] | type[UserKNN] | type[Popularity]] = {
+    "itemknn": ItemKNN,
+    "userknn": UserKNN,
+    "popularity": Popularity,
+}
 
 __all__ = ["BASELINES", "ItemKNN", "Popularity", "UserKNN", "fit_baseline", "load_baseline"]
 
@@ -45,7 +49,7 @@ def fit_baseline(
             "use model.weighting=binary or a source with a rating column"
         )
     weights = ratings if config.weighting == "rating" else None
-    cls = BASELINES[config.type]
+    cls = ItemKNN if config.type == "itemknn" else UserKNN
     return cls.fit(
         num_users, num_items, train_user, train_item, weights,
         neighbours=config.neighbours, shrinkage=config.shrinkage,

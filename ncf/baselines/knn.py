@@ -16,8 +16,7 @@ with the diagonal set to zero. Each row of the similarity matrix S keeps only it
 
 S is built chunk by chunk of rows: a sparse product X_rows[chunk] @ X_rows^T, densified only
 for the chunk ([chunk, n] floats, at most ``max_dense`` of them), pruned to the top
-``neighbours`` per row and stored sparse; no dense [n, n] matrix ever exists. The next
-chunk's product runs in a worker thread while the current one is pruned. Scoring
+``neighbours`` per row and stored sparse; no dense [n, n] matrix ever exists. Scoring
 densifies only the scores of one batch of users. These are the kNN baselines the NCF paper
 compares against (He et al. 2017); they go through the same evaluator (Krichene & Rendle 2020).
 """
@@ -26,14 +25,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 import numpy as np
 import scipy.sparse as sp
 
 from ncf.baselines.storage import load_arrays, save_baseline
 from ncf.recommender import top_k_mask
+
+_Model = TypeVar("_Model", bound="_NeighbourModel")
 
 DEFAULT_MAX_DENSE = 2**24  # similarity entries densified at once while fitting (float32: 64 MiB)
 
@@ -51,11 +51,13 @@ def interaction_matrix(
         raise ValueError("train_user and train_item must be 1-D arrays of the same length")
     if ratings is not None and np.shape(ratings) != train_user.shape:
         raise ValueError(f"ratings {np.shape(ratings)} must align with train ({train_user.shape})")
-    if train_user.size and not (0 <= train_user.min() and train_user.max() < num_users):
+    if train_user.size and not (train_user.min() >= 0 and train_user.max() < num_users):
         raise ValueError(f"train_user must lie in 0..{num_users - 1}")
-    if train_item.size and not (0 <= train_item.min() and train_item.max() < num_items):
+    if train_item.size and not (train_item.min() >= 0 and train_item.max() < num_items):
         raise ValueError(f"train_item must lie in 0..{num_items - 1}")
-    values = np.ones(len(train_user), np.float32) if ratings is None else np.asarray(ratings, np.float32)
+    values = (
+        np.ones(len(train_user), np.float32) if ratings is None else np.asarray(ratings, np.float32)
+    )
     x = sp.csr_matrix((values, (train_user, train_item)), shape=(num_users, num_items))
     x.sum_duplicates()
     if ratings is None:
@@ -64,33 +66,26 @@ def interaction_matrix(
 
 
 def _dot_chunks(rows: sp.csr_matrix, step: int) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield ``(lo, rows[lo:lo+step] @ rows.T densified)``, computing the next chunk ahead.
+    """Yield ``(lo, rows[lo:lo+step] @ rows.T)`` densified, [c, n] per chunk.
 
-    The sparse product holds the GIL while the caller's numpy pruning mostly releases it,
-    so one worker thread overlaps the two on a second core.
+    (A worker thread computing the next chunk ahead did not help: scipy's sparse product
+    holds the GIL, so the pruning could not overlap with it.)
     """
     others_t = rows.T.tocsr()  # [d, n]
-    starts = list(range(0, rows.shape[0], step))
-
-    def dots(lo: int) -> np.ndarray:
-        return (rows[lo : lo + step] @ others_t).toarray()  # [c, n]
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        ahead = pool.submit(dots, starts[0]) if starts else None
-        for j, lo in enumerate(starts):
-            current = ahead.result()
-            ahead = pool.submit(dots, starts[j + 1]) if j + 1 < len(starts) else None
-            yield lo, current
+    for lo in range(0, rows.shape[0], step):
+        yield lo, (rows[lo : lo + step] @ others_t).toarray()
 
 
 def _similarity(dots: np.ndarray, norms: np.ndarray, lo: int, shrinkage: float) -> np.ndarray:
-    """Shrunk cosine of rows lo.. from their dot products [c, n]; NaN where not positive."""
+    """Shrunk cosine of rows lo.. from their dot products [c, n], in place; NaN where not positive."""
     chunk = np.arange(dots.shape[0])
     denom = np.multiply.outer(norms[lo : lo + len(chunk)], norms)
-    denom += np.float32(shrinkage)
-    sims = np.divide(dots, denom, out=np.zeros_like(dots), where=denom > 0)
-    sims[chunk, lo + chunk] = 0.0
+    if shrinkage:
+        denom += np.float32(shrinkage)
+    with np.errstate(divide="ignore", invalid="ignore"):  # empty rows: 0 / 0 = NaN, excluded
+        sims = np.divide(dots, denom, out=dots)
     sims[sims <= 0] = np.nan
+    sims[chunk, lo + chunk] = np.nan
     return sims
 
 
@@ -115,8 +110,10 @@ def cosine_neighbours(
         parts_r.append(r + lo)
         parts_c.append(c)
         parts_v.append(sims[r, c])
-    r, c, v = (np.concatenate(p) if p else np.zeros(0) for p in (parts_r, parts_c, parts_v))
-    return sp.csr_matrix((v.astype(np.float32), (r, c)), shape=(n, n))
+    if not parts_r:
+        return sp.csr_matrix((n, n), dtype=np.float32)
+    values = np.concatenate(parts_v).astype(np.float32)
+    return sp.csr_matrix((values, (np.concatenate(parts_r), np.concatenate(parts_c))), shape=(n, n))
 
 
 class _NeighbourModel:
@@ -124,7 +121,13 @@ class _NeighbourModel:
 
     kind: ClassVar[str]
 
-    def __init__(self, interactions: sp.csr_matrix, similarity: sp.csr_matrix, neighbours: int, shrinkage: float) -> None:
+    def __init__(
+        self,
+        interactions: sp.csr_matrix,
+        similarity: sp.csr_matrix,
+        neighbours: int,
+        shrinkage: float,
+    ) -> None:
         self.interactions = sp.csr_matrix(interactions, dtype=np.float32)  # X [users, items]
         self.similarity = sp.csr_matrix(similarity, dtype=np.float32)  # S
         self.neighbours, self.shrinkage = int(neighbours), float(shrinkage)
@@ -137,7 +140,7 @@ class _NeighbourModel:
 
     @classmethod
     def fit(
-        cls,
+        cls: type[_Model],
         num_users: int,
         num_items: int,
         train_user: np.ndarray,
@@ -147,7 +150,7 @@ class _NeighbourModel:
         neighbours: int = 100,
         shrinkage: float = 0.0,
         max_dense: int = DEFAULT_MAX_DENSE,
-    ):
+    ) -> _Model:
         """Build X from train (``ratings`` aligned with it, or binary) and the pruned similarity S."""
         x = interaction_matrix(num_users, num_items, train_user, train_item, ratings)
         sim = cosine_neighbours(cls._compared(x), neighbours, shrinkage, max_dense)
@@ -160,10 +163,16 @@ class _NeighbourModel:
         return self._score(np.asarray(users), None)
 
     def score_items(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        items = np.asarray(items)
-        unique, inverse = np.unique(items.ravel(), return_inverse=True)
-        dense = self._score(np.asarray(users), unique)  # [B, n_unique]
-        return dense[np.arange(len(users))[:, None], inverse.reshape(items.shape)]
+        """Scores the distinct items of the batch densely, a slice of users at a time."""
+        users, items = np.asarray(users), np.asarray(items)
+        out = np.empty(items.shape, dtype=np.float32)
+        step = max(1, DEFAULT_MAX_DENSE // self.num_items)  # dense block <= step * num_items
+        for lo in range(0, len(users), step):
+            block = items[lo : lo + step]
+            unique, inverse = np.unique(block.ravel(), return_inverse=True)
+            dense = self._score(users[lo : lo + step], unique)  # [b, n_unique]
+            out[lo : lo + step] = np.take_along_axis(dense, inverse.reshape(block.shape), axis=1)
+        return out
 
     def save(self, directory: str | os.PathLike[str]) -> None:
         params = {"neighbours": self.neighbours, "shrinkage": self.shrinkage}
@@ -171,10 +180,12 @@ class _NeighbourModel:
         save_baseline(directory, self.kind, params, arrays)
 
     @classmethod
-    def load(cls, directory: str | os.PathLike[str]):
+    def load(cls: type[_Model], directory: str | os.PathLike[str]) -> _Model:
         names = {"interactions": True, "similarity": True}
         params, arrays = load_arrays(directory, cls.kind, names)
-        return cls(arrays["interactions"], arrays["similarity"], params["neighbours"], params["shrinkage"])
+        return cls(
+            arrays["interactions"], arrays["similarity"], params["neighbours"], params["shrinkage"]
+        )
 
 
 class ItemKNN(_NeighbourModel):

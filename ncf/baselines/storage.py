@@ -35,7 +35,9 @@ def _atomic(path: Path, write) -> None:
         raise
 
 
-def save_baseline(directory: str | os.PathLike[str], kind: str, params: dict[str, Any], arrays: dict) -> None:
+def save_baseline(
+    directory: str | os.PathLike[str], kind: str, params: dict[str, Any], arrays: dict
+) -> None:
     """Write ``arrays`` (dense or scipy.sparse) and then the header naming ``kind``."""
     directory = Path(directory)
     for name, value in arrays.items():
@@ -53,10 +55,14 @@ def read_header(directory: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise NcfError(f"{path}: no saved baseline here; is this the run directory of a baseline?") from None
+        raise NcfError(
+            f"{path}: no saved baseline here; is this the run directory of a baseline?"
+        ) from None
 
 
-def load_arrays(directory: str | os.PathLike[str], kind: str, names: dict[str, bool]) -> tuple[dict, dict]:
+def load_arrays(
+    directory: str | os.PathLike[str], kind: str, names: dict[str, bool]
+) -> tuple[dict, dict]:
     """Check the header names ``kind`` and read ``names`` (name -> is sparse); returns (params, arrays)."""
     header = read_header(directory)
     if header.get("type") != kind:

@@ -31,7 +31,11 @@ def load_dataset(config: Config) -> Dataset:
     except ValueError as exc:
         raise ConfigError(f"{exc} (data: {interactions.description})") from None
     split = make_split(
-        interactions, config.data.split, config.run.seed, config.eval.sampled_negatives, raw.fixed_split
+        interactions,
+        config.data.split,
+        config.run.seed,
+        config.eval.sampled_negatives,
+        raw.fixed_split,
     )
     return Dataset(interactions, split)
 
@@ -60,7 +64,9 @@ def data_stats(dataset: Dataset) -> dict[str, object]:
             "val": len(split.val_user),
             "test": len(split.test_user),
             "test_users": int(len(np.unique(split.test_user))),
-            "candidates_per_case": int(split.test_candidates.shape[1]) if len(split.test_candidates) else 0,
+            "candidates_per_case": int(split.test_candidates.shape[1])
+            if len(split.test_candidates)
+            else 0,
         },
         "cold_items_in_test": int(len(np.unique(split.test_item[~train_items[split.test_item]]))),
         "cold_test_cases": int((~train_items[split.test_item]).sum()),

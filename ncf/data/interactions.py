@@ -73,7 +73,9 @@ class Interactions:
     item_titles: np.ndarray | None = None  # [num_items] str, aligned with ``items``
     item_features: np.ndarray | None = None  # [num_items, F] float32 (e.g. genre multi-hot)
     item_feature_names: tuple[str, ...] = ()
-    user_features: np.ndarray | None = None  # [num_users, G] float32 (e.g. age, gender, occupation one-hot)
+    user_features: np.ndarray | None = (
+        None  # [num_users, G] float32 (e.g. age, gender, occupation one-hot)
+    )
     user_feature_names: tuple[str, ...] = ()
 
     @property
@@ -89,34 +91,52 @@ class Interactions:
 
 
 def prepare(raw: RawData, config: DataConfig) -> Interactions:
-    """Labels, duplicates, k-core and vocabularies, in that order (see the module docstring)."""
+    """Labels, duplicates, k-core and vocabularies, in that order (see the module docstring).
+
+    Ids are hashed to integer codes once (``pd.factorize``); every later step works on
+    integers, so MovieLens-20M-sized data prepares in seconds rather than minutes.
+    """
     frame = raw.frame
     dropped: dict[str, int] = {"rows_read": len(frame)}
-    if "rating" in frame and config.min_rating is not None:
-        keep = frame["rating"].to_numpy() >= config.min_rating
+    user_codes, user_ids = pd.factorize(frame["user"])
+    item_codes, item_ids = pd.factorize(frame["item"])
+    rating = frame["rating"].to_numpy(np.float32) if "rating" in frame else None
+    timestamp = frame["timestamp"].to_numpy(np.int64) if "timestamp" in frame else None
+    keep = np.ones(len(frame), dtype=bool)
+    if config.min_rating is not None:
+        if rating is None:
+            raise DataError(
+                f"{raw.description}: data.min_rating is set but the data has no rating column"
+            )
+        keep = rating >= config.min_rating
         dropped["below_min_rating"] = int((~keep).sum())
-        frame = frame[keep]
-    elif config.min_rating is not None:
-        raise DataError(f"{raw.description}: data.min_rating is set but the data has no rating column")
-    frame = _collapse_duplicates(frame, config.duplicates, raw.description, dropped)
-    frame = _k_core(frame, config.min_user_interactions, config.min_item_interactions, dropped)
-    if frame.empty:
+    rows = np.flatnonzero(keep)
+    rows = _collapse_duplicates(
+        rows, user_codes, item_codes, len(item_ids), timestamp, config.duplicates, raw, dropped
+    )
+    rows = _k_core(
+        rows,
+        user_codes,
+        item_codes,
+        config.min_user_interactions,
+        config.min_item_interactions,
+        dropped,
+    )
+    if rows.size == 0:
         raise DataError(
             f"{raw.description}: no interactions left after filtering "
             f"(min_rating={config.min_rating}, min_user_interactions={config.min_user_interactions}, "
             f"min_item_interactions={config.min_item_interactions}); relax those settings"
         )
-    users, user_index = Vocabulary.from_values(frame["user"].to_numpy())
-    items, item_index = Vocabulary.from_values(frame["item"].to_numpy())
-    rating = frame["rating"].to_numpy(np.float32) if "rating" in frame else None
-    timestamp = frame["timestamp"].to_numpy(np.int64) if "timestamp" in frame else None
-    keys = [np.arange(len(frame))] + ([timestamp] if timestamp is not None else []) + [user_index]
-    order = np.lexsort(keys)
+    users, user_index = Vocabulary.from_codes(np.asarray(user_ids), user_codes[rows])
+    items, item_index = Vocabulary.from_codes(np.asarray(item_ids), item_codes[rows])
+    ts = None if timestamp is None else timestamp[rows]
+    order = np.lexsort([rows] + ([ts] if ts is not None else []) + [user_index])
     return Interactions(
         user=user_index[order],
         item=item_index[order],
-        rating=None if rating is None else rating[order],
-        timestamp=None if timestamp is None else timestamp[order],
+        rating=None if rating is None else rating[rows][order],
+        timestamp=None if ts is None else ts[order],
         users=users,
         items=items,
         dropped=dropped,
@@ -124,37 +144,41 @@ def prepare(raw: RawData, config: DataConfig) -> Interactions:
     )
 
 
-def _collapse_duplicates(frame: pd.DataFrame, policy: str, where: str, dropped: dict[str, int]) -> pd.DataFrame:
-    pairs = frame[["user", "item"]]
-    dup = pairs.duplicated(keep=False).to_numpy()
+def _collapse_duplicates(
+    rows, user_codes, item_codes, num_items, timestamp, policy, raw, dropped
+) -> np.ndarray:
+    """Row numbers left after collapsing repeated (user, item) pairs by ``policy``."""
+    keys = user_codes[rows].astype(np.int64) * num_items + item_codes[rows]
+    dup = pd.Series(keys).duplicated(keep=False).to_numpy()
     if not dup.any():
         dropped["duplicates"] = 0
-        return frame
+        return rows
     if policy == "error":
-        first = np.flatnonzero(dup)[0]
-        row = frame.iloc[first]
+        row = raw.frame.iloc[rows[np.flatnonzero(dup)[0]]]
         raise DataError(
-            f"{where}: user {row['user']!r} interacted with item {row['item']!r} more than once "
+            f"{raw.description}: user {row['user']!r} interacted with item {row['item']!r} more than once "
             f"(data.duplicates: error); set data.duplicates to last or first to collapse repeats"
         )
-    if "timestamp" in frame:
-        order = np.lexsort([np.arange(len(frame)), frame["timestamp"].to_numpy()])
-        frame = frame.iloc[order]
-    kept = frame.drop_duplicates(["user", "item"], keep="last" if policy == "last" else "first")
-    dropped["duplicates"] = len(frame) - len(kept)
-    return kept.sort_index(kind="stable")
+    if timestamp is not None:  # "last"/"first" by time, then by file order
+        order = np.lexsort([rows, timestamp[rows]])
+        rows, keys = rows[order], keys[order]
+    kept = ~pd.Series(keys).duplicated(keep="last" if policy == "last" else "first").to_numpy()
+    dropped["duplicates"] = int((~kept).sum())
+    return np.sort(rows[kept])
 
 
-def _k_core(frame: pd.DataFrame, min_user: int, min_item: int, dropped: dict[str, int]) -> pd.DataFrame:
+def _k_core(
+    rows, user_codes, item_codes, min_user: int, min_item: int, dropped: dict[str, int]
+) -> np.ndarray:
+    """Rows left once every user has >= ``min_user`` and every item >= ``min_item`` interactions."""
     if min_user <= 1 and min_item <= 1:
-        return frame
-    before = len(frame)
-    while True:
-        user_counts = frame["user"].map(frame["user"].value_counts())
-        item_counts = frame["item"].map(frame["item"].value_counts())
-        keep = (user_counts >= min_user).to_numpy() & (item_counts >= min_item).to_numpy()
+        return rows
+    before = len(rows)
+    while rows.size:
+        users, items = user_codes[rows], item_codes[rows]
+        keep = (np.bincount(users)[users] >= min_user) & (np.bincount(items)[items] >= min_item)
         if keep.all():
             break
-        frame = frame[keep]
-    dropped["k_core"] = before - len(frame)
-    return frame
+        rows = rows[keep]
+    dropped["k_core"] = before - len(rows)
+    return rows

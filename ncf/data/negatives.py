@@ -59,7 +59,11 @@ def item_sampler(num_items: int, counts: np.ndarray | None = None, power: float 
     cdf /= cdf[-1]
 
     def draw(rng: np.random.Generator, size) -> np.ndarray:
-        return np.searchsorted(cdf, rng.random(size), side="right").clip(0, num_items - 1).astype(np.int32)
+        return (
+            np.searchsorted(cdf, rng.random(size), side="right")
+            .clip(0, num_items - 1)
+            .astype(np.int32)
+        )
 
     return draw
 
@@ -75,7 +79,9 @@ def sample_negatives(
     draw = draw or item_sampler(positives.num_items)
     full = positives.counts[users] >= positives.num_items
     if full.any():
-        raise DataError(f"user index {int(users[full][0])} interacted with every item: no negative exists")
+        raise DataError(
+            f"user index {int(users[full][0])} interacted with every item: no negative exists"
+        )
     items = draw(rng, users.shape)
     todo = np.flatnonzero(positives.contains(users, items))
     for _ in range(max_rounds):
@@ -96,7 +102,9 @@ def _items_of(positives: PositiveSet, user: int) -> np.ndarray:
     return all_items[positives.contains(np.full(positives.num_items, user), all_items)]
 
 
-def sample_candidates(positives: PositiveSet, users: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+def sample_candidates(
+    positives: PositiveSet, users: np.ndarray, n: int, rng: np.random.Generator
+) -> np.ndarray:
     """``n`` distinct non-positive items per entry of ``users``: int32 ``[len(users), n]``."""
     free = positives.num_items - positives.counts[users]
     if len(users) and free.min() < n:
@@ -117,8 +125,10 @@ def sample_candidates(positives: PositiveSet, users: np.ndarray, n: int, rng: np
         out[rows] = draws[enough][keep].reshape(len(rows), n)
         todo = todo[~enough]
         width *= 2
-    for j in todo:  # users who interacted with nearly the whole catalogue
-        free_items = np.setdiff1d(np.arange(positives.num_items), _items_of(positives, int(users[j])))
+    for j in todo.tolist():  # users who interacted with nearly the whole catalogue
+        free_items = np.setdiff1d(
+            np.arange(positives.num_items), _items_of(positives, int(users[j]))
+        )
         out[j] = rng.choice(free_items, size=n, replace=False)
     return out
 

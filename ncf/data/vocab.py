@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from ncf.errors import DataError, NcfError
 
@@ -33,15 +34,29 @@ class Vocabulary:
     @classmethod
     def from_values(cls, values: np.ndarray) -> tuple[Vocabulary, np.ndarray]:
         """Build from raw id values; returns the vocabulary and the int32 index of each value."""
-        strings = np.asarray(values).astype(str)
-        unique, inverse = np.unique(strings, return_inverse=True)
-        order = _natural_order(unique)
-        rank = np.empty(len(order), dtype=np.int64)
-        rank[order] = np.arange(len(order))
-        bad = [u for u in unique[: min(len(unique), 100_000)] if "\n" in u or "\r" in u]
+        codes, uniques = pd.factorize(pd.Series(np.asarray(values)).astype(str))
+        return cls.from_codes(np.asarray(uniques), codes)
+
+    @classmethod
+    def from_codes(cls, uniques: np.ndarray, codes: np.ndarray) -> tuple[Vocabulary, np.ndarray]:
+        """From factorised ids: ``uniques[codes]`` are the raw values; only used codes are kept.
+
+        Returns the vocabulary (natural order) and the int32 index of each entry of ``codes``.
+        """
+        used = np.flatnonzero(np.bincount(codes, minlength=len(uniques)))
+        strings = np.asarray(uniques[used]).astype(str)
+        order = np.lexsort([strings]) if len(strings) else np.arange(0)
+        order = order[_natural_order(strings[order])]
+        remap = np.full(len(uniques), -1, dtype=np.int64)
+        remap[used[order]] = np.arange(len(order))
+        return cls._checked(strings[order]), remap[codes].astype(np.int32)
+
+    @classmethod
+    def _checked(cls, ids: np.ndarray) -> Vocabulary:
+        bad = [u for u in ids[: min(len(ids), 100_000)] if "\n" in u or "\r" in u]
         if bad:
             raise DataError(f"id {bad[0]!r} contains a line break; ids must be single-line strings")
-        return cls(unique[order].astype(object)), rank[inverse.ravel()].astype(np.int32)
+        return cls(ids.astype(object))
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -68,7 +83,9 @@ class Vocabulary:
         try:
             text = Path(path).read_text(encoding="utf-8")
         except FileNotFoundError:
-            raise NcfError(f"{path}: vocabulary file not found; is this a complete run directory?") from None
+            raise NcfError(
+                f"{path}: vocabulary file not found; is this a complete run directory?"
+            ) from None
         return cls(np.array(text.splitlines(), dtype=object))
 
 

@@ -46,6 +46,13 @@ def _check_pairs(name: str, input_shape: list[Shape], count: int, same_width: bo
         )
 
 
+def _dim(shape: Shape) -> int:
+    """The (known) last dimension of ``shape``."""
+    if shape[-1] is None:
+        raise ValueError(f"the last dimension must be known, got shape {tuple(shape)}")
+    return int(shape[-1])
+
+
 def _output_layer(l2_dense: float) -> keras.layers.Dense:
     return keras.layers.Dense(1, kernel_regularizer=l2_or_none(l2_dense), name="output")
 
@@ -68,7 +75,9 @@ class DotHead(keras.layers.Layer):
     def build(self, input_shape: list[Shape]) -> None:
         _check_pairs("DotHead", input_shape[:2], 2, same_width=True)
         if len(input_shape) != 4:
-            raise ValueError(f"DotHead expects [p_u, q_i, b_u, b_i], got {len(input_shape)} tensors")
+            raise ValueError(
+                f"DotHead expects [p_u, q_i, b_u, b_i], got {len(input_shape)} tensors"
+            )
         self.global_bias = self.add_weight(shape=(), initializer="zeros", name="global_bias")
 
     def call(self, inputs: list[Any]) -> Any:
@@ -148,7 +157,10 @@ class MLPBlock(keras.layers.Layer):
         self.l2_dense = float(l2_dense)
         self.dense_layers = [
             keras.layers.Dense(
-                n, activation="relu", kernel_regularizer=l2_or_none(self.l2_dense), name=f"dense_{i}"
+                n,
+                activation="relu",
+                kernel_regularizer=l2_or_none(self.l2_dense),
+                name=f"dense_{i}",
             )
             for i, n in enumerate(self.layer_sizes)
         ]
@@ -156,8 +168,8 @@ class MLPBlock(keras.layers.Layer):
 
     def build(self, input_shape: list[Shape]) -> None:
         _check_pairs("MLPBlock", input_shape, 2, same_width=False)
-        self.user_dim = int(input_shape[0][-1])
-        width = self.user_dim + int(input_shape[1][-1])
+        self.user_dim = _dim(input_shape[0])
+        width = self.user_dim + _dim(input_shape[1])
         for layer in self.dense_layers:
             layer.build((None, width))
             width = layer.units
@@ -260,7 +272,7 @@ class NeuMFHead(keras.layers.Layer):
                 f"NeuMFHead expects [p_gmf, q_gmf, p_mlp, q_mlp], got {len(input_shape)} tensors"
             )
         self.mlp.build(list(input_shape[2:]))
-        self.gmf_dim = int(input_shape[0][-1])
+        self.gmf_dim = _dim(input_shape[0])
         self.output_layer.build((None, self.gmf_dim + self.mlp.output_dim))
 
     def call(self, inputs: list[Any], training: bool | None = None) -> Any:

@@ -91,17 +91,16 @@ class NCFModel(keras.Model):
         self.num_users, self.num_items = int(num_users), int(num_items)
         self.loss_name = loss
         self.max_pair_elements = int(max_pair_elements)
-        dims = {"mf": [config.embedding_dim], "gmf": [config.embedding_dim]}
-        dims["mlp"] = [config.mlp_layers[0] // 2]
-        dims["neumf"] = [config.embedding_dim, config.mlp_layers[0] // 2]
-        branch = ["mlp"] if config.type == "mlp" else ["gmf", "mlp"]
+        gmf, mlp = ("gmf", config.embedding_dim), ("mlp", config.mlp_layers[0] // 2)
+        branches = {"mf": [("mf", config.embedding_dim)], "gmf": [gmf], "mlp": [mlp]}
+        branches["neumf"] = [gmf, mlp]  # (name, embedding size) of each tower pair
         self.user_towers = [
             self._tower("user", b, d, self.num_users, user_features, num_user_features)
-            for b, d in zip(branch, dims[config.type], strict=False)
+            for b, d in branches[config.type]
         ]
         self.item_towers = [
             self._tower("item", b, d, self.num_items, item_features, num_item_features)
-            for b, d in zip(branch, dims[config.type], strict=False)
+            for b, d in branches[config.type]
         ]
         self.num_user_features = self.user_towers[0].num_features
         self.num_item_features = self.item_towers[0].num_features
@@ -131,7 +130,11 @@ class NCFModel(keras.Model):
     def _bias_embedding(self, num_ids: int, name: str) -> keras.layers.Embedding:
         regularizer = l2_or_none(self.model_config.l2_embedding)
         return keras.layers.Embedding(
-            num_ids, 1, embeddings_initializer="zeros", embeddings_regularizer=regularizer, name=name
+            num_ids,
+            1,
+            embeddings_initializer="zeros",
+            embeddings_regularizer=regularizer,
+            name=name,
         )
 
     def _head(self) -> keras.layers.Layer:
@@ -145,12 +148,12 @@ class NCFModel(keras.Model):
 
     def build(self, input_shape: Any = None) -> None:
         """Create every weight from the config alone (input shapes are always ``[batch]``)."""
-        shapes = []
+        shapes: list[tuple[int | None, ...]] = []
         for user, item in zip(self.user_towers, self.item_towers, strict=True):
             user.build((None,))
             item.build((None,))
             shapes += [(None, user.output_dim), (None, item.output_dim)]
-        if self.user_bias is not None:
+        if self.user_bias is not None and self.item_bias is not None:
             self.user_bias.build((None,))
             self.item_bias.build((None,))
             shapes += [(None,), (None,)]
@@ -185,7 +188,9 @@ class NCFModel(keras.Model):
         users = ops.convert_to_tensor(users, dtype="int32")
         items = ops.convert_to_tensor(items, dtype="int32")
         if len(users.shape) != 1 or len(items.shape) != 2:
-            raise ValueError(f"score_items expects users [B] and items [B, C], got {users.shape}, {items.shape}")
+            raise ValueError(
+                f"score_items expects users [B] and items [B, C], got {users.shape}, {items.shape}"
+            )
         num_candidates = ops.shape(items)[1]
         user_parts = [ops.repeat(p, num_candidates, axis=0) for p in self._user_parts(users)]
         item_parts = self._item_parts(ops.reshape(items, (-1,)))

@@ -94,8 +94,8 @@ class Tower(keras.layers.Layer):
             name="embedding",
         )
         dense_kwargs = {"kernel_regularizer": l2_or_none(self.l2_dense)}
-        self.feature_projection = None
-        self.feature_mix = None
+        self.feature_projection: keras.layers.Dense | None = None
+        self.feature_mix: keras.layers.Dense | None = None
         if self.num_features:
             self.feature_projection = keras.layers.Dense(
                 self.embedding_dim, name="feature_projection", **dense_kwargs
@@ -120,7 +120,7 @@ class Tower(keras.layers.Layer):
             raise ValueError(f"Tower expects ids of shape [batch], got shape {tuple(input_shape)}")
         self.embedding.build(input_shape)
         width = self.embedding_dim
-        if self.num_features:
+        if self.feature_projection is not None:
             self.side_features = self.add_weight(
                 shape=(self.num_ids, self.num_features),
                 initializer="zeros",
@@ -140,7 +140,7 @@ class Tower(keras.layers.Layer):
 
     def call(self, ids: Any, training: bool | None = None) -> Any:
         x = self.embedding(ids)  # [B, embedding_dim]
-        if self.num_features:
+        if self.feature_projection is not None:
             rows = ops.take(self.side_features, ops.cast(ids, "int32"), axis=0)  # [B, F]
             x = ops.concatenate([x, self.feature_projection(rows)], axis=-1)  # [B, 2 d]
         if self.feature_mix is not None:

@@ -1,0 +1,135 @@
+"""The comparison report: every run in one table (Markdown and CSV) and one bar chart.
+
+Runs are compared only when they were evaluated on the same data and split: their split
+fingerprints (``data.json``) must be equal, otherwise the table would put numbers from
+different test sets side by side. Metrics are read from each run's ``metrics.json``
+(test split), so the report needs nothing but the run directories.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+from ncf.config import atomic_write_text
+from ncf.errors import NcfError
+from ncf.rundir import RunDir
+
+HYPERPARAMETERS = {
+    "mf": ("embedding_dim", "l2_embedding"),
+    "gmf": ("embedding_dim",),
+    "mlp": ("mlp_layers",),
+    "neumf": ("embedding_dim", "mlp_layers"),
+    "itemknn": ("neighbours", "shrinkage", "weighting"),
+    "userknn": ("neighbours", "shrinkage", "weighting"),
+    "popularity": (),
+}
+
+
+def collect(run_paths: list[str | Path], ks: list[int]) -> list[dict[str, Any]]:
+    """One row per run: name, model, hyperparameters, metrics per protocol, seconds."""
+    if not run_paths:
+        raise NcfError("ncf compare needs at least one run directory")
+    runs = [RunDir(p) for p in run_paths]
+    fingerprints = {run.path: run.data_info()["fingerprint"] for run in runs}
+    if len(set(fingerprints.values())) > 1:
+        listing = "; ".join(f"{p}: {f}" for p, f in fingerprints.items())
+        raise NcfError(
+            f"these runs were evaluated on different data or splits, so their metrics are not comparable "
+            f"(split fingerprints differ: {listing}); compare runs of the same data, split and seed"
+        )
+    return [_row(run, ks) for run in runs]
+
+
+def _row(run: RunDir, ks: list[int]) -> dict[str, Any]:
+    config, metrics = run.config, run.metrics()
+    model = config.model
+    params = {name: getattr(model, name) for name in HYPERPARAMETERS[model.type]}
+    if not model.is_baseline:
+        params.update(
+            lr=config.train.learning_rate, batch=config.train.batch_size, loss=config.train.loss
+        )
+        params["best_epoch"] = metrics.get("best_epoch")
+    row: dict[str, Any] = {
+        "run": f"{config.run.name}/{run.path.name}",
+        "model": model.type,
+        "hyperparameters": " ".join(f"{k}={_short(v)}" for k, v in params.items()),
+    }
+    for protocol in ("sampled", "full"):
+        values = metrics["test"].get(protocol, {})
+        for k in ks:
+            for name in ("HR", "NDCG"):
+                row[f"{protocol} {name}@{k}"] = values.get(f"{name}@{k}")
+        row[f"{protocol} MRR"] = values.get("MRR")
+    row["train seconds"] = metrics.get("train_seconds")
+    return row
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, list):
+        return "[" + ",".join(str(v) for v in value) + "]"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def to_markdown(rows: list[dict[str, Any]]) -> str:
+    columns = list(rows[0])
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join(" --- " for _ in columns) + "|"]
+    for row in rows:
+        cells = [
+            f"{row[c]:.1f}" if c == "train seconds" and row[c] is not None else _cell(row[c])
+            for c in columns
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def plot(rows: list[dict[str, Any]], k: int, path: Path) -> None:
+    """Bars of HR@k and NDCG@k per run, one panel per protocol."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    protocols = [
+        p for p in ("sampled", "full") if any(r.get(f"{p} HR@{k}") is not None for r in rows)
+    ]
+    fig, axes = plt.subplots(1, len(protocols), figsize=(5 + 1.2 * len(rows), 4), squeeze=False)
+    x = np.arange(len(rows))
+    for ax, protocol in zip(axes[0], protocols, strict=True):
+        for offset, name in ((-0.2, "HR"), (0.2, "NDCG")):
+            values = [r.get(f"{protocol} {name}@{k}") or 0.0 for r in rows]
+            ax.bar(x + offset, values, width=0.4, label=f"{name}@{k}")
+        ax.set_xticks(x, [r["run"].split("/")[0] for r in rows], rotation=30, ha="right")
+        ax.set_title(f"{protocol} protocol (test split)")
+        ax.legend()
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def write_report(rows: list[dict[str, Any]], out: Path, k: int) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / "comparison.md", out / "comparison.csv", out / "comparison.png"]
+    atomic_write_text(paths[0], to_markdown(rows))
+    atomic_write_text(paths[1], to_csv(rows))
+    plot(rows, k, paths[2])
+    return paths

@@ -1,0 +1,222 @@
+"""Export a finished run as a TensorFlow SavedModel in the TF Serving layout.
+
+``ncf export RUN_DIR --out EXPORT_BASE [--version N]`` writes::
+
+    EXPORT_BASE/<N>/
+      saved_model.pb, variables/      signatures score (= serving_default), recommend and,
+                                      where item similarity applies, similar_items
+      assets/config.yaml              the run's resolved config (with export-time overrides)
+      assets/model.json               model type, run dir, split fingerprint, signatures, ...
+      assets/metrics.json             the run's metrics
+      assets/users.txt, items.txt     the vocabularies (also inside the graph)
+      assets/item_titles.txt          item titles aligned with items.txt (when the run has them)
+
+The signatures and their exact shapes are specified in :mod:`ncf.signatures`. ``N``
+defaults to one more than the largest numeric folder in ``EXPORT_BASE`` (1 when empty).
+The version is written into a hidden temporary sibling (``.tmp-export-<pid>-...``) and
+renamed into place in one ``os.rename``, so a crash never leaves a half-written version;
+temporaries of dead processes are removed by the next export. An existing version is
+never overwritten.
+
+Every model type exports: mf/gmf/mlp/neumf through their Keras model, itemknn and userknn
+through their sparse matrices, popularity through its counts (no ``similar_items``: it has
+no notion of item similarity; userknn neither, it compares users).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from ncf.config import Config, apply_overrides, build_config, config_to_dict, save_config
+from ncf.errors import NcfError
+from ncf.rundir import RunDir, resolve_run
+
+EXPORT_FORMAT = 1
+TMP_PREFIX = ".tmp-export-"
+SIGNATURE_NOTES = {
+    "popularity": "popularity ranks every item by its count, so it has no item similarity",
+    "userknn": "user-kNN compares users, not items, so it has no item similarity",
+}
+
+
+def export_run(
+    run_path: str | Path,
+    base: str | Path,
+    version: int | None = None,
+    overrides: list[str] | None = None,
+) -> Path:
+    """Export the finished run at ``run_path`` to ``base/<version>``; returns that folder."""
+    run = RunDir(resolve_run(run_path))
+    metrics = run.metrics()  # raises unless the run finished
+    config = _export_config(run.config, overrides or [])
+    base = Path(base)
+    base.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(base)
+    version = next_version(base) if version is None else _check_version(version)
+    target = base / str(version)
+    if target.exists():
+        raise NcfError(
+            f"{target} already exists; versions are never overwritten (choose another --version)"
+        )
+    tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-", dir=base))
+    try:
+        info = _write_saved_model(run, config, metrics, tmp)
+        info["version"] = version
+        _write_json(tmp / "assets" / "model.json", info)
+        _fsync_tree(tmp)
+        if target.exists():
+            raise NcfError(f"{target} appeared while exporting; versions are never overwritten")
+        try:
+            os.rename(tmp, target)
+        except OSError as exc:
+            raise NcfError(
+                f"{target}: cannot move the export into place ({exc.strerror})"
+            ) from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def _export_config(config: Config, overrides: list[str]) -> Config:
+    bad = [o for o in overrides if not o.strip().startswith("export.")]
+    if bad:
+        raise NcfError(f"--set {bad[0]!r}: only export.* keys can change at export time")
+    return build_config(apply_overrides(config_to_dict(config), overrides), "export --set")
+
+
+def next_version(base: Path) -> int:
+    """One more than the largest numeric folder name in ``base`` (1 for none)."""
+    numbers = [int(p.name) for p in base.iterdir() if p.is_dir() and p.name.isdigit()]
+    return max(numbers, default=0) + 1
+
+
+def _check_version(version: int) -> int:
+    if version < 1:
+        raise NcfError(f"--version {version}: versions are positive integers")
+    return int(version)
+
+
+def _remove_stale_temporaries(base: Path) -> None:
+    """Delete ``.tmp-export-<pid>-*`` folders whose process no longer runs."""
+    for path in base.glob(f"{TMP_PREFIX}*"):
+        pid = path.name[len(TMP_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _write_saved_model(run: RunDir, config: Config, metrics: dict, out: Path) -> dict[str, Any]:
+    import tensorflow as tf
+
+    module = build_servable(run, config)
+    signatures = module.signatures()
+    tf.saved_model.save(module, str(out), signatures=signatures)
+    assets = out / "assets"
+    assets.mkdir(exist_ok=True)
+    save_config(config, assets / "config.yaml")
+    _write_json(assets / "metrics.json", metrics)
+    for name in ("users.txt", "items.txt", "item_titles.txt"):
+        source = run.path / "vocab" / name
+        if source.is_file():
+            shutil.copyfile(source, assets / name)
+    kind = config.model.type
+    return {
+        "format": EXPORT_FORMAT,
+        "model_type": kind,
+        "run_dir": str(run.path.resolve()),
+        "fingerprint": run.data_info()["fingerprint"],
+        "signatures": sorted(signatures),
+        "no_similar_items": SIGNATURE_NOTES.get(kind)
+        if "similar_items" not in signatures
+        else None,
+        "exclude_seen": config.export.exclude_seen,
+        "default_k": config.export.default_k,
+        "num_users": module.num_users,
+        "num_items": module.num_items,
+        "has_titles": (assets / "item_titles.txt").is_file(),
+        "unknown_ids": {
+            "score": "-inf when the user or the item is unknown",
+            "recommend": "an unknown user gets the most popular items (train counts), known_user false",
+            "similar_items": "an unknown item gets a row of padding ('' and -inf), known_item false",
+        },
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def build_servable(run: RunDir, config: Config) -> Any:
+    """The :class:`ncf.signatures.Servable` for the run's model type."""
+    from ncf import signatures as sig
+
+    split = run.split()
+    users, items = run.users().ids, run.items().ids
+    seen_user = np.concatenate([split.train_user, split.val_user])
+    seen_item = np.concatenate([split.train_item, split.val_item])
+    seen = sp.csr_matrix(
+        (np.ones(len(seen_user), np.float32), (seen_user, seen_item)),
+        shape=(split.num_users, split.num_items),
+    )
+    seen.sum_duplicates()
+    seen.sort_indices()
+    common = {
+        "users": users,
+        "items": items,
+        "popularity": np.bincount(split.train_item, minlength=split.num_items),
+        "seen": seen,
+        "exclude_seen": config.export.exclude_seen,
+    }
+    kind = config.model.type
+    if not config.model.is_baseline:
+        return sig.NeuralServable(_load_keras(run), **common)
+    from ncf.baselines import load_baseline
+
+    baseline = load_baseline(run.path / "baseline")
+    if kind == "popularity":
+        return sig.PopularityServable(**common)
+    return sig.NeighbourServable(baseline, kind, **common)
+
+
+def _load_keras(run: RunDir) -> Any:
+    import keras
+
+    import ncf.models  # noqa: F401  (registers the custom layers)
+
+    path = run.path / "model.keras"
+    if not path.is_file():
+        raise NcfError(f"{path}: not found; the run has no final model to export")
+    return keras.models.load_model(path)
+
+
+def _write_json(path: Path, payload: Any) -> None:
+    from ncf.rundir import write_json
+
+    write_json(path, payload)
+
+
+def _fsync_tree(root: Path) -> None:
+    """Make the export world-readable (temporaries are 0600/0700) and flush it to disk."""
+    root.chmod(0o755)
+    for path in root.rglob("*"):
+        if path.is_dir():
+            path.chmod(0o755)
+        elif path.is_file():
+            path.chmod(0o644)
+            with open(path, "rb") as fh:
+                os.fsync(fh.fileno())

@@ -1,0 +1,172 @@
+"""Loading an export and asking it for recommendations (``ncf recommend``, ``ncf similar``).
+
+An export folder is either a version folder (``EXPORT_BASE/<N>``, it holds
+``saved_model.pb``) or the base folder, meaning its newest numeric version.
+:class:`Export` loads it with ``tf.saved_model.load`` (TensorFlow only; no Keras model
+code is needed) and reads ``assets/model.json`` and the item titles when present.
+
+- ``Export.recommend(user_ids, k) -> list[Ranked]`` calls the ``recommend`` signature
+  (``user_id [B] string``, ``k [] int32`` -> ``item_ids [B, k]``, ``scores [B, k]``,
+  ``known_user [B]``); an unknown user gets the popularity fallback, ``Ranked.known`` false.
+- ``Export.similar(item_ids, k) -> list[Ranked]`` calls ``similar_items``; an unknown item,
+  or an export without that signature (popularity, user-kNN), is an :class:`NcfError`.
+
+``k`` must lie in ``1..num_items``; padding slots (``""`` ids) are dropped from the lists.
+The HTTP server is in :mod:`ncf.server`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ncf.errors import NcfError
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """One ranked list: the query id, whether it was known, and its rows best first."""
+
+    query: str
+    known: bool
+    rows: list[dict[str, Any]] = field(default_factory=list)  # rank, item_id, score[, title]
+
+
+def resolve_export(path: str | Path) -> Path:
+    """The version folder ``path`` names: itself, or the newest numeric version under it."""
+    path = Path(path)
+    if (path / "saved_model.pb").is_file():
+        return path
+    versions = []
+    if path.is_dir():
+        versions = [
+            p for p in path.iterdir() if p.name.isdigit() and (p / "saved_model.pb").is_file()
+        ]
+    if not versions:
+        raise NcfError(
+            f"{path}: no export here (neither saved_model.pb nor numeric version folders); run ncf export"
+        )
+    return max(versions, key=lambda p: int(p.name))
+
+
+class Export:
+    """A loaded export. Args: path: a version folder or an export base folder."""
+
+    def __init__(self, path: str | Path) -> None:
+        import tensorflow as tf
+
+        self.path = resolve_export(path)
+        self.version = int(self.path.name) if self.path.name.isdigit() else 0
+        info_path = self.path / "assets" / "model.json"
+        try:
+            self.info: dict[str, Any] = json.loads(info_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise NcfError(
+                f"{info_path}: not found; this SavedModel was not written by ncf export"
+            ) from None
+        self.module = tf.saved_model.load(str(self.path))
+        self.titles = _titles(self.path / "assets")
+        self.num_items = int(self.info["num_items"])
+        self.default_k = int(self.info.get("default_k", 10))
+
+    @property
+    def signatures(self) -> dict[str, Any]:
+        return dict(self.module.signatures)
+
+    def signature(self, name: str) -> Any:
+        if name not in self.module.signatures:
+            note = self.info.get("no_similar_items") if name == "similar_items" else None
+            reason = f": {note}" if note else ""
+            raise NcfError(
+                f"this export ({self.info.get('model_type')}) has no {name!r} signature{reason}"
+            )
+        return self.module.signatures[name]
+
+    def check_k(self, k: int | None) -> int:
+        k = self.default_k if k is None else int(k)
+        if not 1 <= k <= self.num_items:
+            raise NcfError(f"k={k}: must lie between 1 and the catalogue size {self.num_items}")
+        return k
+
+    def recommend(self, user_ids: list[str], k: int | None = None) -> list[Ranked]:
+        """Top-``k`` items for each user (popularity fallback for unknown users)."""
+        return self._ranked("recommend", "user_id", "known_user", user_ids, k)
+
+    def similar(self, item_ids: list[str], k: int | None = None) -> list[Ranked]:
+        """The ``k`` nearest items of each item; an unknown item is an error."""
+        found = self._ranked("similar_items", "item_id", "known_item", item_ids, k)
+        unknown = [r.query for r in found if not r.known]
+        if unknown:
+            raise NcfError(f"unknown item {unknown[0]!r}: it is not in the exported catalogue")
+        return found
+
+    def _ranked(
+        self, name: str, key: str, known_key: str, ids: list[str], k: int | None
+    ) -> list[Ranked]:
+        import tensorflow as tf
+
+        fn = self.signature(name)
+        out = fn(
+            **{
+                key: tf.constant([str(i) for i in ids], tf.string),
+                "k": tf.constant(self.check_k(k), tf.int32),
+            }
+        )
+        items, scores, known = (
+            out["item_ids"].numpy(),
+            out["scores"].numpy(),
+            out[known_key].numpy(),
+        )
+        return [
+            Ranked(query, bool(flag), self._rows(row_items, row_scores))
+            for query, row_items, row_scores, flag in zip(ids, items, scores, known, strict=True)
+        ]
+
+    def _rows(self, items: Any, scores: Any) -> list[dict[str, Any]]:
+        rows = []
+        for item, score in zip(items, scores, strict=True):
+            item_id = item.decode("utf-8")
+            if not item_id:
+                break  # padding: fewer candidates than k
+            row: dict[str, Any] = {"rank": len(rows) + 1, "item_id": item_id, "score": float(score)}
+            if self.titles is not None:
+                row["title"] = self.titles.get(item_id, "")
+            rows.append(row)
+        return rows
+
+
+def _titles(assets: Path) -> dict[str, str] | None:
+    titles, items = assets / "item_titles.txt", assets / "items.txt"
+    if not (titles.is_file() and items.is_file()):
+        return None
+    ids = items.read_text(encoding="utf-8").splitlines()
+    names = titles.read_text(encoding="utf-8").splitlines()
+    return dict(zip(ids, names, strict=False))
+
+
+def format_ranked(ranked: Ranked, what: str) -> str:
+    """A plain table: rank, item id, score and title (when known) for one query."""
+    lines = []
+    if what == "user" and not ranked.known:
+        lines.append(f"user {ranked.query!r} is unknown: showing the most popular items instead")
+    else:
+        lines.append(
+            f"{'recommendations for user' if what == 'user' else 'items similar to'} {ranked.query!r}:"
+        )
+    if not ranked.rows:
+        lines.append("  (no items left to recommend)")
+    width = max((len(r["item_id"]) for r in ranked.rows), default=4)
+    for row in ranked.rows:
+        title = f"  {row['title']}" if row.get("title") else ""
+        lines.append(f"{row['rank']:>4}  {row['item_id']:<{width}}  {row['score']:>10.4f}{title}")
+    return "\n".join(lines)
+
+
+def ranked_json(ranked: Ranked, what: str) -> dict[str, Any]:
+    payload: dict[str, Any] = {what: ranked.query, "known": ranked.known}
+    if what == "user":
+        payload["fallback"] = None if ranked.known else "popularity"
+    payload["items"] = ranked.rows
+    return payload

@@ -1,0 +1,143 @@
+"""The ncf command: exit statuses, one-line errors, and the report commands."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ncf.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+QUICK = str(REPO / "configs" / "quickstart.yaml")
+SMALL = [
+    "data.synthetic.users=200",
+    "data.synthetic.items=300",
+    "data.synthetic.interactions=5000",
+    "eval.sampled_negatives=50",
+]
+
+
+def sets(*values: str) -> list[str]:
+    return [arg for v in values for arg in ("--set", v)]
+
+
+def test_help_lists_subcommands(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("data", "train", "evaluate", "compare"):
+        assert command in out
+
+
+def test_data_stats_quickstart_json(capsys):
+    assert main(["data", "stats", QUICK, "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["users"] == 2000 and stats["items"] <= 1000
+    assert stats["split"]["test"] == stats["split"]["test_users"]
+    assert stats["split"]["candidates_per_case"] == 100
+    assert stats["interactions_per_user"]["min"] >= 1
+
+
+def test_data_stats_table(capsys):
+    assert main(["data", "stats", QUICK, *sets(*SMALL)]) == 0
+    out = capsys.readouterr().out
+    assert "users         200" in out and "split" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["data", "stats", "missing.yaml"], "missing.yaml: config file not found"),
+        (["data", "stats", QUICK, "--set", "train.bogus=1"], "train.bogus: unknown key"),
+        (
+            ["data", "stats", QUICK, "--set", "data.source=csv", "--set", "data.path=/nope.csv"],
+            "/nope.csv",
+        ),
+        (["evaluate", "/nonexistent-run"], "not a run directory"),
+        (["train"], "needs a CONFIG"),
+    ],
+)
+def test_user_mistakes_exit_2_with_one_line(args, message, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ncf: error: ") and message in err
+    assert "Traceback" not in err
+
+
+def test_bad_config_in_a_real_process_has_no_traceback(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model:\n  type: [unclosed\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "ncf.cli", "data", "stats", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert (
+        "bad.yaml: line 3" in result.stderr
+        and "starts at line 2" in result.stderr
+        and "Traceback" not in result.stderr
+    )
+    assert result.stdout == ""
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    base = tmp_path_factory.mktemp("cli")
+    common = [
+        f"run.dir={base}",
+        *SMALL,
+        "train.epochs=1",
+        "eval.k=[10]",
+        "eval.sampled_negatives=50",
+    ]
+    assert main(["train", QUICK, *sets(*common, "model.type=popularity", "run.name=pop")]) == 0
+    assert main(["train", QUICK, *sets(*common, "model.type=itemknn", "run.name=knn")]) == 0
+    assert (
+        main(
+            [
+                "train",
+                QUICK,
+                *sets(*common, "model.type=popularity", "run.name=other", "run.seed=7"),
+            ]
+        )
+        == 0
+    )
+    return {name: next((base / name).iterdir()) for name in ("pop", "knn", "other")}
+
+
+def test_evaluate_matches_training_metrics(two_runs, capsys):
+    capsys.readouterr()
+    assert main(["evaluate", str(two_runs["knn"]), "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    saved = json.loads((two_runs["knn"] / "metrics.json").read_text())["test"]
+    for protocol in ("sampled", "full"):
+        assert again[protocol]["HR@10"] == pytest.approx(saved[protocol]["HR@10"], abs=1e-9)
+    assert main(["evaluate", str(two_runs["knn"]), "--protocol", "full", "--k", "5,10"]) == 0
+    out = capsys.readouterr().out
+    assert "full" in out and "HR@5" in out and "sampled" not in out.split("\n", 1)[1]
+
+
+def test_compare_writes_table_csv_and_chart(two_runs, tmp_path, capsys):
+    out = tmp_path / "report"
+    assert main(["compare", str(two_runs["pop"]), str(two_runs["knn"]), "--out", str(out)]) == 0
+    table = (out / "comparison.md").read_text()
+    assert "popularity" in table and "itemknn" in table and "sampled HR@10" in table
+    rows = list(csv.DictReader((out / "comparison.csv").open()))
+    assert [r["model"] for r in rows] == ["popularity", "itemknn"]
+    assert float(rows[1]["full NDCG@10"]) >= 0
+    assert (out / "comparison.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_compare_refuses_runs_on_different_splits(two_runs, tmp_path, capsys):
+    out = tmp_path / "report"
+    assert main(["compare", str(two_runs["pop"]), str(two_runs["other"]), "--out", str(out)]) == 2
+    assert "split fingerprints differ" in capsys.readouterr().err
+    assert not out.exists()

@@ -1,0 +1,268 @@
+"""SavedModel export: signatures, score equality, seen-item exclusion, fallbacks, atomic versions."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from ncf.cli import main
+from ncf.config import load_config
+from ncf.errors import NcfError
+from ncf.export import export_run
+from ncf.rundir import RunDir
+from ncf.training import train
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = [
+    "data.synthetic.users=120",
+    "data.synthetic.items=80",
+    "data.synthetic.interactions=2500",
+    "model.embedding_dim=8",
+    "model.mlp_layers=[16,8]",
+    "train.epochs=1",
+    "train.batch_size=512",
+    "train.histograms=false",
+    "eval.protocols=[sampled]",
+    "eval.k=[10]",
+    "eval.sampled_negatives=20",
+]
+
+
+def tiny_run(tmp: Path, kind: str, *extra: str) -> RunDir:
+    overrides = [f"run.dir={tmp / 'runs'}", f"model.type={kind}", *TINY, *extra]
+    config = load_config(REPO / "configs" / "quickstart.yaml", overrides)
+    return RunDir(train(config, verbose=0).run_dir)
+
+
+class Exported:
+    """A finished run, its export and the loaded SavedModel."""
+
+    def __init__(self, run: RunDir, base: Path, overrides: list[str] | None = None) -> None:
+        self.run, self.path = run, export_run(run.path, base, overrides=overrides)
+        self.module = tf.saved_model.load(str(self.path))
+        self.users, self.items = run.users().ids.astype(str), run.items().ids.astype(str)
+        split = run.split()
+        self.split = split
+        self.seen = [set() for _ in range(split.num_users)]
+        for u, i in zip(np.r_[split.train_user, split.val_user], np.r_[split.train_item, split.val_item], strict=True):
+            self.seen[u].add(int(i))
+
+    def call(self, name: str, **inputs):
+        tensors = {k: tf.constant(v, tf.int32 if k == "k" else tf.string) for k, v in inputs.items()}
+        return {k: v.numpy() for k, v in self.module.signatures[name](**tensors).items()}
+
+    def index(self, ids) -> list[int]:
+        where = {item: n for n, item in enumerate(self.items)}
+        return [where[i.decode()] for i in ids]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, RunDir]:
+    tmp = tmp_path_factory.mktemp("export-runs")
+    return {kind: tiny_run(tmp, kind) for kind in ("neumf", "itemknn", "userknn", "popularity")}
+
+
+@pytest.fixture(scope="module")
+def exports(runs, tmp_path_factory) -> dict[str, Exported]:
+    base = tmp_path_factory.mktemp("exports")
+    found = {kind: Exported(run, base / kind) for kind, run in runs.items()}
+    found["neumf-seen"] = Exported(runs["neumf"], base / "neumf-seen", ["export.exclude_seen=false"])
+    return found
+
+
+TF_ONLY = """
+import json, sys
+import tensorflow as tf
+m = tf.saved_model.load(sys.argv[1])
+out = {"signatures": sorted(m.signatures)}
+rec = m.signatures["recommend"](user_id=tf.constant([sys.argv[2], "no-such-user"]), k=tf.constant(3))
+out["recommend"] = {k: v.shape.as_list() for k, v in rec.items()}
+s = m.signatures["serving_default"](user_id=tf.constant([sys.argv[2]]), item_id=tf.constant([sys.argv[3]]))
+out["score"] = s["score"].shape.as_list()
+sim = m.signatures["similar_items"](item_id=tf.constant([sys.argv[3]]), k=tf.constant(2))
+out["similar"] = sim["item_ids"].shape.as_list()
+out["ncf_imported"] = any(name == "ncf" or name.startswith("ncf.") for name in sys.modules)
+print(json.dumps(out))
+"""
+
+
+def test_loads_with_tensorflow_alone_and_saved_model_cli_lists_signatures(exports, tmp_path):
+    ex = exports["neumf"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    args = [str(ex.path), ex.users[0], ex.items[0]]
+    script = [sys.executable, "-c", TF_ONLY, *args]
+    cli = [str(Path(sys.executable).with_name("saved_model_cli")), "show", "--dir", str(ex.path), "--all"]
+    procs = [subprocess.Popen(c, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for c in (script, cli)]
+    (out, err), (shown, cli_err) = (p.communicate(timeout=120) for p in procs)
+    assert procs[0].returncode == 0, err[-2000:]
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["signatures"] == ["recommend", "score", "serving_default", "similar_items"]
+    assert result["recommend"] == {"item_ids": [2, 3], "scores": [2, 3], "known_user": [2]}
+    assert result["score"] == [1] and result["similar"] == [1, 2]
+    assert not result["ncf_imported"]
+    assert procs[1].returncode == 0, cli_err[-2000:]
+    for name in ("serving_default", "score", "recommend", "similar_items"):
+        assert f"signature_def['{name}']" in shown
+    assert "inputs['user_id']" in shown and "DT_STRING" in shown and "outputs['scores']" in shown
+
+
+@pytest.mark.parametrize("kind", ["neumf", "itemknn", "userknn", "popularity"])
+def test_scores_equal_the_trained_model(kind, exports, runs):
+    ex, scorer = exports[kind], runs[kind].load_scorer()
+    rng = np.random.default_rng(0)
+    users = rng.integers(0, len(ex.users), 64)
+    items = rng.integers(0, len(ex.items), 64)
+    expected = scorer.score_items(users.astype(np.int32), items[:, None].astype(np.int32))[:, 0]
+    got = ex.call("score", user_id=ex.users[users], item_id=ex.items[items])["score"]
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    assert np.array_equal(ex.call("serving_default", user_id=ex.users[users], item_id=ex.items[items])["score"], got)
+
+
+@pytest.mark.parametrize("kind", ["neumf", "itemknn"])
+def test_recommend_is_the_top_of_score_all_without_seen_items(kind, exports, runs):
+    ex, scorer = exports[kind], runs[kind].load_scorer()
+    users = np.arange(0, len(ex.users), 7)
+    out = ex.call("recommend", user_id=ex.users[users], k=5)
+    rows = scorer.score_all(users.astype(np.int32))
+    for row, user, ids, scores in zip(rows, users, out["item_ids"], out["scores"], strict=True):
+        got = ex.index(ids)
+        assert not set(got) & ex.seen[user]
+        masked = row.astype(np.float64)
+        masked[list(ex.seen[user])] = -np.inf
+        np.testing.assert_allclose(scores, np.sort(masked)[::-1][:5], rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(row[got], scores, rtol=1e-5, atol=1e-5)
+    assert out["known_user"].all()
+
+
+def test_include_seen_lets_seen_items_back(exports):
+    ex = exports["neumf-seen"]
+    assert json.loads((ex.path / "assets" / "model.json").read_text())["exclude_seen"] is False
+    out = ex.call("recommend", user_id=ex.users, k=10)
+    hits = sum(bool(set(ex.index(ids)) & ex.seen[u]) for u, ids in enumerate(out["item_ids"]))
+    assert hits > len(ex.users) // 2  # trained items score high, so they come back
+
+
+@pytest.mark.parametrize("kind", ["neumf", "itemknn", "popularity"])
+def test_unknown_user_gets_the_most_popular_items(kind, exports):
+    ex = exports[kind]
+    counts = np.bincount(ex.split.train_item, minlength=len(ex.items))
+    out = ex.call("recommend", user_id=["no-such-user", ex.users[0]], k=6)
+    order = np.lexsort((np.arange(len(counts)), -counts))[:6]  # count desc, lower index first
+    assert ex.index(out["item_ids"][0]) == order.tolist()
+    np.testing.assert_array_equal(out["scores"][0], counts[order])
+    assert out["known_user"].tolist() == [False, True]
+
+
+def test_unknown_ids_score_minus_inf(exports):
+    ex = exports["neumf"]
+    out = ex.call("score", user_id=["nobody", ex.users[0], ex.users[0]], item_id=[ex.items[0], "nothing", ex.items[0]])
+    assert out["score"][:2].tolist() == [-np.inf, -np.inf] and np.isfinite(out["score"][2])
+
+
+def test_similar_items_is_brute_force_cosine_on_item_embeddings(exports, runs):
+    ex = exports["neumf"]
+    vectors = runs["neumf"].load_scorer().model.item_embeddings().astype(np.float64)
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    cosine = unit @ unit.T
+    np.fill_diagonal(cosine, -np.inf)
+    queries = [0, 5, 17]
+    out = ex.call("similar_items", item_id=ex.items[queries], k=4)
+    for q, ids, scores in zip(queries, out["item_ids"], out["scores"], strict=True):
+        expected = np.argsort(-cosine[q], kind="stable")[:4]
+        assert ex.index(ids) == expected.tolist()
+        np.testing.assert_allclose(scores, cosine[q, expected], atol=1e-5)
+    unknown = ex.call("similar_items", item_id=["nothing"], k=3)
+    assert unknown["item_ids"].tolist() == [[b"", b"", b""]] and not unknown["known_item"][0]
+
+
+def test_itemknn_similar_items_are_the_similarity_rows(exports, runs):
+    ex = exports["itemknn"]
+    sim = runs["itemknn"].load_scorer().similarity.toarray()
+    out = ex.call("similar_items", item_id=ex.items[:10], k=3)
+    for q, ids, scores in zip(range(10), out["item_ids"], out["scores"], strict=True):
+        expected = np.argsort(-sim[q], kind="stable")[:3]
+        expected = [int(i) for i in expected if sim[q, i] > 0]
+        assert ex.index([i for i in ids if i]) == expected
+        np.testing.assert_allclose(scores[: len(expected)], sim[q, expected], rtol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["userknn", "popularity"])
+def test_no_similar_items_where_it_does_not_apply(kind, exports, capsys):
+    ex = exports[kind]
+    assert "similar_items" not in ex.module.signatures
+    info = json.loads((ex.path / "assets" / "model.json").read_text())
+    assert "similar_items" not in info["signatures"] and info["no_similar_items"]
+    assert main(["similar", str(ex.path), "--item", ex.items[0]]) == 2
+    assert "no 'similar_items' signature" in capsys.readouterr().err
+
+
+def test_k_is_clamped_to_the_catalogue_and_must_be_positive(exports):
+    ex = exports["popularity"]
+    out = ex.call("recommend", user_id=[ex.users[0]], k=10_000)
+    assert out["item_ids"].shape == (1, len(ex.items))
+    assert (out["item_ids"][0, -len(ex.seen[0]) :] == b"").all()  # seen items: padding
+    with pytest.raises(tf.errors.InvalidArgumentError, match="k must be at least 1"):
+        ex.call("recommend", user_id=[ex.users[0]], k=0)
+
+
+def test_assets_describe_the_export(exports, runs):
+    assets = exports["neumf"].path / "assets"
+    info = json.loads((assets / "model.json").read_text())
+    assert info["model_type"] == "neumf" and info["version"] == 1
+    assert info["fingerprint"] == runs["neumf"].data_info()["fingerprint"]
+    assert info["run_dir"] == str(runs["neumf"].path.resolve())
+    assert load_config(assets / "config.yaml") == runs["neumf"].config
+    assert json.loads((assets / "metrics.json").read_text()) == runs["neumf"].metrics()
+    titles = (assets / "item_titles.txt").read_text().splitlines()
+    assert len(titles) == len(exports["neumf"].items)
+
+
+def test_versions_are_numbered_and_never_overwritten(runs, tmp_path):
+    base = tmp_path / "exports"
+    run = runs["popularity"].path
+    assert export_run(run, base).name == "1"
+    assert export_run(run, base, version=7).name == "7"
+    assert export_run(run, base).name == "8"
+    with pytest.raises(NcfError, match="already exists"):
+        export_run(run, base, version=7)
+    assert main(["export", str(run), "--out", str(base), "--version", "1"]) == 2
+
+
+def test_a_crash_mid_export_leaves_no_partial_version(runs, tmp_path, monkeypatch):
+    base = tmp_path / "exports"
+    run = runs["popularity"].path
+    first = export_run(run, base)
+    before = sorted(p.name for p in first.rglob("*"))
+    real_save = tf.saved_model.save
+
+    def crash(module, path, signatures=None):
+        real_save(module, path, signatures=signatures)  # half-way: files on disk, then a crash
+        raise RuntimeError("simulated crash")
+
+    monkeypatch.setattr(tf.saved_model, "save", crash)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        export_run(run, base)
+    assert sorted(p.name for p in base.iterdir()) == ["1"]
+    assert sorted(p.name for p in first.rglob("*")) == before
+    stale = base / ".tmp-export-999999999-abc"  # left by a killed process (pid long gone)
+    stale.mkdir()
+    monkeypatch.setattr(tf.saved_model, "save", real_save)
+    assert export_run(run, base).name == "2" and not stale.exists()
+
+
+def test_export_cli_flags(runs, tmp_path, capsys):
+    base = tmp_path / "exports"
+    run = str(runs["popularity"].path)
+    assert main(["export", run, "--out", str(base), "--include-seen", "--set", "export.default_k=3"]) == 0
+    assert "exported" in capsys.readouterr().out
+    info = json.loads((base / "1" / "assets" / "model.json").read_text())
+    assert info["exclude_seen"] is False and info["default_k"] == 3
+    assert main(["export", run, "--out", str(base), "--set", "train.epochs=3"]) == 2
+    assert "only export.* keys" in capsys.readouterr().err
