@@ -161,11 +161,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from ncf.serving import Export
 
     server = make_server(Export(args.export_dir), args.host, args.port, args.model_name)
-    host, port = server.server_address[:2]
-    print(
-        f"serving {server.model_name} (version {server.export.version}) at http://{host}:{port}/v1/models/{server.model_name}",
-        flush=True,
-    )
+    url = f"http://{args.host}:{server.server_port}/v1/models/{server.model_name}"
+    print(f"serving version {server.export.version} at {url}", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -128,7 +128,12 @@ def _write_saved_model(run: RunDir, config: Config, metrics: dict, out: Path) ->
 
     module = build_servable(run, config)
     signatures = module.signatures()
-    tf.saved_model.save(module, str(out), signatures=signatures)
+    logger, level = tf.get_logger(), tf.get_logger().level
+    logger.setLevel("WARNING")  # not "INFO: Assets written to <temporary folder>"
+    try:
+        tf.saved_model.save(module, str(out), signatures=signatures)
+    finally:
+        logger.setLevel(level)
     assets = out / "assets"
     assets.mkdir(exist_ok=True)
     save_config(config, assets / "config.yaml")

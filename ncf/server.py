@@ -25,6 +25,7 @@ import re
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from ncf.errors import NcfError
 from ncf.serving import Export
 
 MAX_BODY = 1 << 20  # bytes
@@ -62,7 +63,7 @@ def predict(export: Export, body: Any) -> dict[str, Any]:
     tensors = {key: _tensor(key, values.get(key), spec, export) for key, spec in specs.items()}
     _check_rows(name, tensors)
     try:
-        out = {key: _jsonable(t.numpy()) for key, t in fn(**tensors).items()}
+        out = {key: _jsonable(t.numpy()) for key, t in sorted(fn(**tensors).items())}
     except tf.errors.InvalidArgumentError as exc:
         raise HttpError(400, exc.message) from None
     if row:
@@ -279,7 +280,10 @@ def make_server(
 ) -> ModelServer:
     """A server ready for ``serve_forever()``; port 0 picks a free port (``server.server_port``)."""
     name = model_name or default_model_name(export)
-    return ModelServer(export, host, port, name, quiet)
+    try:
+        return ModelServer(export, host, port, name, quiet)
+    except OSError as exc:
+        raise NcfError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 def default_model_name(export: Export) -> str:

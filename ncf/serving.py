@@ -125,7 +125,7 @@ class Export:
         ]
 
     def _rows(self, items: Any, scores: Any) -> list[dict[str, Any]]:
-        rows = []
+        rows: list[dict[str, Any]] = []
         for item, score in zip(items, scores, strict=True):
             item_id = item.decode("utf-8")
             if not item_id:

@@ -51,11 +51,17 @@ class Exported:
         split = run.split()
         self.split = split
         self.seen = [set() for _ in range(split.num_users)]
-        for u, i in zip(np.r_[split.train_user, split.val_user], np.r_[split.train_item, split.val_item], strict=True):
+        for u, i in zip(
+            np.r_[split.train_user, split.val_user],
+            np.r_[split.train_item, split.val_item],
+            strict=True,
+        ):
             self.seen[u].add(int(i))
 
     def call(self, name: str, **inputs):
-        tensors = {k: tf.constant(v, tf.int32 if k == "k" else tf.string) for k, v in inputs.items()}
+        tensors = {
+            k: tf.constant(v, tf.int32 if k == "k" else tf.string) for k, v in inputs.items()
+        }
         return {k: v.numpy() for k, v in self.module.signatures[name](**tensors).items()}
 
     def index(self, ids) -> list[int]:
@@ -73,7 +79,9 @@ def runs(tmp_path_factory) -> dict[str, RunDir]:
 def exports(runs, tmp_path_factory) -> dict[str, Exported]:
     base = tmp_path_factory.mktemp("exports")
     found = {kind: Exported(run, base / kind) for kind, run in runs.items()}
-    found["neumf-seen"] = Exported(runs["neumf"], base / "neumf-seen", ["export.exclude_seen=false"])
+    found["neumf-seen"] = Exported(
+        runs["neumf"], base / "neumf-seen", ["export.exclude_seen=false"]
+    )
     return found
 
 
@@ -98,8 +106,19 @@ def test_loads_with_tensorflow_alone_and_saved_model_cli_lists_signatures(export
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     args = [str(ex.path), ex.users[0], ex.items[0]]
     script = [sys.executable, "-c", TF_ONLY, *args]
-    cli = [str(Path(sys.executable).with_name("saved_model_cli")), "show", "--dir", str(ex.path), "--all"]
-    procs = [subprocess.Popen(c, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for c in (script, cli)]
+    cli = [
+        str(Path(sys.executable).with_name("saved_model_cli")),
+        "show",
+        "--dir",
+        str(ex.path),
+        "--all",
+    ]
+    procs = [
+        subprocess.Popen(
+            c, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for c in (script, cli)
+    ]
     (out, err), (shown, cli_err) = (p.communicate(timeout=120) for p in procs)
     assert procs[0].returncode == 0, err[-2000:]
     result = json.loads(out.strip().splitlines()[-1])
@@ -122,7 +141,9 @@ def test_scores_equal_the_trained_model(kind, exports, runs):
     expected = scorer.score_items(users.astype(np.int32), items[:, None].astype(np.int32))[:, 0]
     got = ex.call("score", user_id=ex.users[users], item_id=ex.items[items])["score"]
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
-    assert np.array_equal(ex.call("serving_default", user_id=ex.users[users], item_id=ex.items[items])["score"], got)
+    assert np.array_equal(
+        ex.call("serving_default", user_id=ex.users[users], item_id=ex.items[items])["score"], got
+    )
 
 
 @pytest.mark.parametrize("kind", ["neumf", "itemknn"])
@@ -162,7 +183,11 @@ def test_unknown_user_gets_the_most_popular_items(kind, exports):
 
 def test_unknown_ids_score_minus_inf(exports):
     ex = exports["neumf"]
-    out = ex.call("score", user_id=["nobody", ex.users[0], ex.users[0]], item_id=[ex.items[0], "nothing", ex.items[0]])
+    out = ex.call(
+        "score",
+        user_id=["nobody", ex.users[0], ex.users[0]],
+        item_id=[ex.items[0], "nothing", ex.items[0]],
+    )
     assert out["score"][:2].tolist() == [-np.inf, -np.inf] and np.isfinite(out["score"][2])
 
 
@@ -260,7 +285,10 @@ def test_a_crash_mid_export_leaves_no_partial_version(runs, tmp_path, monkeypatc
 def test_export_cli_flags(runs, tmp_path, capsys):
     base = tmp_path / "exports"
     run = str(runs["popularity"].path)
-    assert main(["export", run, "--out", str(base), "--include-seen", "--set", "export.default_k=3"]) == 0
+    assert (
+        main(["export", run, "--out", str(base), "--include-seen", "--set", "export.default_k=3"])
+        == 0
+    )
     assert "exported" in capsys.readouterr().out
     info = json.loads((base / "1" / "assets" / "model.json").read_text())
     assert info["exclude_seen"] is False and info["default_k"] == 3

@@ -84,3 +84,12 @@ def test_candidates_when_the_complement_is_exactly_n():
     assert all(sorted(row) == list(range(90, 100)) for row in cands.tolist())
     with pytest.raises(DataError, match="lower eval.sampled_negatives"):
         sample_candidates(positives, np.zeros(1, np.int32), 11, np.random.default_rng(0))
+
+
+def test_popularity_sampler_matches_the_weights():
+    counts = np.array([0, 1, 2, 5, 40, 0, 12])
+    draw = item_sampler(len(counts), counts, power=0.75)
+    drawn = draw(np.random.default_rng(0), 400_000)
+    expected = counts**0.75 / (counts**0.75).sum()
+    np.testing.assert_allclose(np.bincount(drawn, minlength=7) / 400_000, expected, atol=0.003)
+    assert drawn.dtype == np.int32

@@ -131,7 +131,7 @@ def prepare(raw: RawData, config: DataConfig) -> Interactions:
     users, user_index = Vocabulary.from_codes(np.asarray(user_ids), user_codes[rows])
     items, item_index = Vocabulary.from_codes(np.asarray(item_ids), item_codes[rows])
     ts = None if timestamp is None else timestamp[rows]
-    order = np.lexsort([rows] + ([ts] if ts is not None else []) + [user_index])
+    order = order_by_user_time(user_index, ts)
     return Interactions(
         user=user_index[order],
         item=item_index[order],
@@ -144,27 +144,49 @@ def prepare(raw: RawData, config: DataConfig) -> Interactions:
     )
 
 
+def order_by_user_time(user: np.ndarray, ts: np.ndarray | None) -> np.ndarray:
+    """Permutation sorting rows by (user, timestamp, position): one stable sort of a packed key."""
+    if ts is None:
+        return np.argsort(user, kind="stable")
+    span = int(ts.max() - ts.min()) + 1 if len(ts) else 1
+    if span * (int(user.max()) + 1) < 2**62:
+        return np.argsort(user.astype(np.int64) * span + (ts - ts.min()), kind="stable")
+    return np.lexsort([np.arange(len(user)), ts, user])
+
+
 def _collapse_duplicates(
     rows, user_codes, item_codes, num_items, timestamp, policy, raw, dropped
 ) -> np.ndarray:
     """Row numbers left after collapsing repeated (user, item) pairs by ``policy``."""
     keys = user_codes[rows].astype(np.int64) * num_items + item_codes[rows]
-    dup = pd.Series(keys).duplicated(keep=False).to_numpy()
-    if not dup.any():
-        dropped["duplicates"] = 0
+    order = np.argsort(keys, kind="stable")
+    same = keys[order[1:]] == keys[order[:-1]]
+    grouped = np.zeros(len(rows), dtype=bool)
+    grouped[1:] |= same
+    grouped[:-1] |= same
+    dropped["duplicates"] = 0
+    if not grouped.any():
         return rows
     if policy == "error":
-        row = raw.frame.iloc[rows[np.flatnonzero(dup)[0]]]
+        row = raw.frame.iloc[rows[order[np.flatnonzero(grouped)[0]]]]
         raise DataError(
             f"{raw.description}: user {row['user']!r} interacted with item {row['item']!r} more than once "
             f"(data.duplicates: error); set data.duplicates to last or first to collapse repeats"
         )
-    if timestamp is not None:  # "last"/"first" by time, then by file order
-        order = np.lexsort([rows, timestamp[rows]])
-        rows, keys = rows[order], keys[order]
-    kept = ~pd.Series(keys).duplicated(keep="last" if policy == "last" else "first").to_numpy()
-    dropped["duplicates"] = int((~kept).sum())
-    return np.sort(rows[kept])
+    # Only the repeated pairs need ordering: "last"/"first" by time, then by file order.
+    repeated = rows[order[grouped]]
+    sub_keys = keys[order[grouped]]
+    time_key = [timestamp[repeated]] if timestamp is not None else []
+    sub = np.lexsort([repeated, *time_key, sub_keys])
+    sub_keys = sub_keys[sub]
+    boundary = sub_keys[1:] != sub_keys[:-1]
+    pick = np.r_[boundary, True] if policy == "last" else np.r_[True, boundary]
+    keep = ~grouped
+    keep[np.flatnonzero(grouped)[sub][pick]] = True  # positions in key order
+    mask = np.zeros(len(rows), dtype=bool)
+    mask[order[keep]] = True
+    dropped["duplicates"] = int((~mask).sum())
+    return rows[mask]
 
 
 def _k_core(

@@ -51,21 +51,39 @@ class PositiveSet:
 
 
 def item_sampler(num_items: int, counts: np.ndarray | None = None, power: float = 0.75):
-    """A function ``(rng, size) -> int32 items``: uniform, or proportional to ``counts ** power``."""
+    """A function ``(rng, size) -> int32 items``: uniform, or proportional to ``counts ** power``.
+
+    Weighted draws use Walker's alias method: one uniform integer and one uniform float per
+    draw, so popularity sampling costs about what uniform sampling does.
+    """
     if counts is None:
         return lambda rng, size: rng.integers(0, num_items, size=size, dtype=np.int32)
     weights = np.asarray(counts, dtype=np.float64) ** power
-    cdf = np.cumsum(weights)
-    cdf /= cdf[-1]
+    if weights.sum() <= 0:
+        raise DataError("popularity sampling needs at least one item with a training interaction")
+    accept, alias = alias_table(weights)
 
     def draw(rng: np.random.Generator, size) -> np.ndarray:
-        return (
-            np.searchsorted(cdf, rng.random(size), side="right")
-            .clip(0, num_items - 1)
-            .astype(np.int32)
-        )
+        slots = rng.integers(0, num_items, size=size, dtype=np.int32)
+        return np.where(rng.random(size) < accept[slots], slots, alias[slots]).astype(np.int32)
 
     return draw
+
+
+def alias_table(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Vose's alias table: slot i keeps itself with probability ``accept[i]``, else ``alias[i]``."""
+    n = len(weights)
+    scaled = weights * (n / weights.sum())
+    accept = np.ones(n)
+    alias = np.arange(n, dtype=np.int32)
+    small = [i for i in range(n) if scaled[i] < 1.0]
+    large = [i for i in range(n) if scaled[i] >= 1.0]
+    while small and large:
+        s, g = small.pop(), large.pop()
+        accept[s], alias[s] = scaled[s], g
+        scaled[g] -= 1.0 - scaled[s]
+        (small if scaled[g] < 1.0 else large).append(g)
+    return accept, alias
 
 
 def sample_negatives(
