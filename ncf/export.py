@@ -80,6 +80,7 @@ def export_run(
             raise NcfError(
                 f"{target}: cannot move the export into place ({exc.strerror})"
             ) from None
+        _fsync_dir(base)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -225,3 +226,11 @@ def _fsync_tree(root: Path) -> None:
             path.chmod(0o644)
             with open(path, "rb") as fh:
                 os.fsync(fh.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

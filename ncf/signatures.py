@@ -70,6 +70,16 @@ def sparse_product_rows(a: Csr, b: Csr, rows: tf.Tensor, width: int) -> tf.Tenso
     return tf.scatter_nd(tf.stack([batch, cols], axis=1), updates, shape)  # sums duplicates
 
 
+def sparse_product_pairs(a: Csr, b: Csr, rows: tf.Tensor, cols: tf.Tensor) -> tf.Tensor:
+    """``(A @ B)[rows[p], cols[p]]`` for each pair ``p``: ``[P]``, without a dense row."""
+    owner, middle, weight = expand_rows(a, rows)
+    entry, found, vals = expand_rows(b, middle)
+    pair = tf.gather(owner, entry)
+    hit = tf.equal(found, tf.gather(cols, pair))
+    products = tf.boolean_mask(tf.gather(weight, entry) * vals, hit)
+    return tf.math.unsorted_segment_sum(products, tf.boolean_mask(pair, hit), tf.size(rows))
+
+
 class Servable(tf.Module):
     """Lookup tables, popularity and seen items, and the three signatures.
 
@@ -203,10 +213,16 @@ class NeighbourServable(Servable):
         if kind == "itemknn":
             self._enable_similar()
 
-    def _rows(self, users: tf.Tensor) -> tf.Tensor:
+    def _operands(self) -> tuple[Csr, Csr]:
         if self.kind == "itemknn":
-            return sparse_product_rows(self.interactions, self.similarity, users, self.num_items)
-        return sparse_product_rows(self.similarity, self.interactions, users, self.num_items)
+            return self.interactions, self.similarity
+        return self.similarity, self.interactions
+
+    def _rows(self, users: tf.Tensor) -> tf.Tensor:
+        return sparse_product_rows(*self._operands(), users, self.num_items)
+
+    def _pairs(self, users: tf.Tensor, items: tf.Tensor) -> tf.Tensor:
+        return sparse_product_pairs(*self._operands(), users, items)
 
     def _similar(self, items: tf.Tensor) -> tf.Tensor:
         batch, cols, vals = expand_rows(self.similarity, items)

@@ -79,8 +79,8 @@ def runs(tmp_path_factory) -> dict[str, RunDir]:
 def exports(runs, tmp_path_factory) -> dict[str, Exported]:
     base = tmp_path_factory.mktemp("exports")
     found = {kind: Exported(run, base / kind) for kind, run in runs.items()}
-    found["neumf-seen"] = Exported(
-        runs["neumf"], base / "neumf-seen", ["export.exclude_seen=false"]
+    found["popularity-seen"] = Exported(
+        runs["popularity"], base / "popularity-seen", ["export.exclude_seen=false"]
     )
     return found
 
@@ -163,11 +163,15 @@ def test_recommend_is_the_top_of_score_all_without_seen_items(kind, exports, run
 
 
 def test_include_seen_lets_seen_items_back(exports):
-    ex = exports["neumf-seen"]
+    ex, excluding = exports["popularity-seen"], exports["popularity"]
     assert json.loads((ex.path / "assets" / "model.json").read_text())["exclude_seen"] is False
     out = ex.call("recommend", user_id=ex.users, k=10)
     hits = sum(bool(set(ex.index(ids)) & ex.seen[u]) for u, ids in enumerate(out["item_ids"]))
-    assert hits > len(ex.users) // 2  # trained items score high, so they come back
+    assert hits > len(ex.users) // 2  # popular items are the ones most users have seen
+    counts = np.bincount(ex.split.train_item, minlength=len(ex.items))
+    assert (out["scores"] == np.sort(counts)[::-1][:10]).all()  # one ranking for everyone
+    kept = excluding.call("recommend", user_id=ex.users, k=10)["item_ids"]
+    assert not any(set(excluding.index(ids)) & ex.seen[u] for u, ids in enumerate(kept))
 
 
 @pytest.mark.parametrize("kind", ["neumf", "itemknn", "popularity"])

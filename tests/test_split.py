@@ -21,7 +21,7 @@ def interactions(rows, with_time=True, **config):
 HISTORY = [
     # user, item, time
     ("a", 1, 10), ("a", 2, 30), ("a", 3, 20), ("a", 4, 40),
-    ("b", 1, 5), ("b", 5, 6), ("b", 2, 6),  # tie at t=6: the later row (item 2) is latest
+    ("b", 1, 5), ("b", 5, 6), ("b", 2, 6),  # tie at t=6: the larger item id (5) is latest
     ("c", 3, 1), ("c", 4, 2),  # two interactions: a test case, no validation case
     ("d", 5, 1),  # one interaction: train only
 ]  # fmt: skip
@@ -34,13 +34,20 @@ def raw_pairs(data, users, items):
 def test_leave_one_out_latest_with_tie_rule():
     data = interactions(HISTORY)
     split = make_split(data, SplitConfig(), seed=0, num_candidates=1)
-    assert raw_pairs(data, split.test_user, split.test_item) == [("a", "4"), ("b", "2"), ("c", "4")]
-    assert raw_pairs(data, split.val_user, split.val_item) == [("a", "2"), ("b", "5")]
+    assert raw_pairs(data, split.test_user, split.test_item) == [("a", "4"), ("b", "5"), ("c", "4")]
+    assert raw_pairs(data, split.val_user, split.val_item) == [("a", "2"), ("b", "2")]
     assert split.stats["users_without_test"] == 1  # d
     assert split.num_train + len(split.val_user) + len(split.test_user) == len(data)
     assert raw_pairs(data, split.train_user, split.train_item) == [
         ("a", "1"), ("a", "3"), ("b", "1"), ("c", "3"), ("d", "5"),
     ]  # fmt: skip
+
+
+def test_split_does_not_depend_on_file_order():
+    shuffled = [HISTORY[i] for i in np.random.default_rng(0).permutation(len(HISTORY))]
+    one = make_split(interactions(HISTORY), SplitConfig(), seed=0, num_candidates=1)
+    two = make_split(interactions(shuffled), SplitConfig(), seed=0, num_candidates=1)
+    assert one.fingerprint() == two.fingerprint()
 
 
 def test_leave_one_out_without_time_is_random_but_seeded():

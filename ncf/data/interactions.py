@@ -60,7 +60,7 @@ class RawData:
 
 @dataclass(frozen=True)
 class Interactions:
-    """Implicit feedback on contiguous indices. Rows are sorted by (user, timestamp, file order)."""
+    """Implicit feedback on contiguous indices. Rows are sorted by (user, timestamp, item)."""
 
     user: np.ndarray  # [n] int32
     item: np.ndarray  # [n] int32
@@ -131,7 +131,7 @@ def prepare(raw: RawData, config: DataConfig) -> Interactions:
     users, user_index = Vocabulary.from_codes(np.asarray(user_ids), user_codes[rows])
     items, item_index = Vocabulary.from_codes(np.asarray(item_ids), item_codes[rows])
     ts = None if timestamp is None else timestamp[rows]
-    order = order_by_user_time(user_index, ts)
+    order = order_by_user_time(user_index, ts, item_index)
     return Interactions(
         user=user_index[order],
         item=item_index[order],
@@ -144,14 +144,20 @@ def prepare(raw: RawData, config: DataConfig) -> Interactions:
     )
 
 
-def order_by_user_time(user: np.ndarray, ts: np.ndarray | None) -> np.ndarray:
-    """Permutation sorting rows by (user, timestamp, position): one stable sort of a packed key."""
+def order_by_user_time(user: np.ndarray, ts: np.ndarray | None, item: np.ndarray) -> np.ndarray:
+    """Permutation sorting rows by (user, timestamp, item): one stable sort of a packed key.
+
+    Equal timestamps are ordered by item index (the vocabulary's natural id order), not by
+    file order, so the same data read from any source gives the same order and split.
+    """
+    num_items = int(item.max()) + 1 if len(item) else 1
     if ts is None:
-        return np.argsort(user, kind="stable")
-    span = int(ts.max() - ts.min()) + 1 if len(ts) else 1
-    if span * (int(user.max()) + 1) < 2**62:
-        return np.argsort(user.astype(np.int64) * span + (ts - ts.min()), kind="stable")
-    return np.lexsort([np.arange(len(user)), ts, user])
+        return np.argsort(user.astype(np.int64) * num_items + item, kind="stable")
+    low = ts.min() if len(ts) else 0
+    span = int(ts.max() - low) + 1 if len(ts) else 1
+    if (int(user.max()) + 1) * span * num_items < 2**62:
+        return np.argsort((user.astype(np.int64) * span + (ts - low)) * num_items + item, kind="stable")
+    return np.lexsort([item, ts, user])
 
 
 def _collapse_duplicates(

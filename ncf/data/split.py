@@ -2,9 +2,10 @@
 
 Methods (``data.split.method``):
 
-- ``leave_one_out``: each user's latest interaction (by timestamp; ties broken by file
-  order, the later row wins; without timestamps a random one drawn from the seed) is the
-  test case. A user needs at least 2 interactions for a test case and 3 for a validation
+- ``leave_one_out``: each user's latest interaction (by timestamp; among interactions with
+  the same timestamp the one with the largest item id, in the vocabulary's natural order,
+  so the split does not depend on the order of the file; without timestamps a random one
+  drawn from the seed) is the test case. A user needs at least 2 interactions for a test case and 3 for a validation
   case as well; users with fewer stay in train only and are counted in ``stats``.
 - ``ratio``: each user's latest ``test_fraction`` of interactions (at least one, never all)
   is test; the same again on what is left gives validation.
