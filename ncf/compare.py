@@ -13,7 +13,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from ncf.config import atomic_write_text
+from ncf.atomic import atomic_write_text
 from ncf.errors import NcfError
 from ncf.rundir import RunDir
 

@@ -13,13 +13,13 @@ that file gives back an equal object.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from ncf.atomic import atomic_write_text
 from ncf.errors import ConfigError
 
 
@@ -405,21 +405,6 @@ def save_config(config: Config, path: str | os.PathLike[str]) -> None:
     """Write the resolved config as YAML, atomically."""
     text = yaml.safe_dump(config_to_dict(config), sort_keys=False)
     atomic_write_text(Path(path), text)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def describe_schema() -> str:

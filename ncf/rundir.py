@@ -22,15 +22,14 @@ complete exactly when ``metrics.json`` exists. Evaluation and export read nothin
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ncf.config import Config, atomic_write_text, config_to_dict, load_config, save_config
+from ncf.atomic import atomic_write, atomic_write_text
+from ncf.config import Config, config_to_dict, load_config, save_config
 from ncf.data.dataset import Dataset, data_stats
 from ncf.data.split import Split
 from ncf.data.vocab import Vocabulary
@@ -93,15 +92,7 @@ def _or_empty(matrix: np.ndarray | None) -> np.ndarray:
 
 
 def save_npz(path: Path, **arrays: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
-    os.close(fd)
-    try:
-        np.savez(tmp, **arrays)  # type: ignore[arg-type]
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda fh: np.savez(fh, **arrays))  # type: ignore[arg-type]
 
 
 def write_json(path: Path, payload: Any) -> None:

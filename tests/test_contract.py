@@ -6,7 +6,8 @@ put each user's withheld item within its top ``k`` of the full ranking, answer t
 interface with the right shapes and dtypes, and make ``score_items`` agree with ``score_all``.
 
 To add a recommender, add one line to ``RECOMMENDERS``: a factory ``Checkerboard -> Scorer``
-and the ``k`` it must reach (1 for personalised models; popularity cannot tell the groups
+and the ``k`` it must reach (1 for the kNN models; 2 for the neural ones, whose sampled
+negatives include the withheld item itself about one draw in twelve here; popularity cannot tell the groups
 apart and gets block size + 1, its pessimistic rank among the 7 equally popular items).
 """
 
@@ -56,12 +57,45 @@ def _fit(cls, **kwargs) -> Callable[[Checkerboard], Scorer]:
     return lambda d: cls.fit(d.num_users, d.num_items, d.train_user, d.train_item, **kwargs)
 
 
+def _neural(model_type: str, epochs: int = 60, **model) -> Callable[[Checkerboard], Scorer]:
+    """An NCF model trained with the real input pipeline (fresh negatives each epoch) and fit()."""
+
+    def factory(d: Checkerboard) -> Scorer:
+        import keras
+
+        from ncf.config import ModelConfig, TrainConfig
+        from ncf.data.pipeline import TrainingStream
+        from ncf.data.split import Split
+        from ncf.models import build_model, optimizer_from_config
+        from ncf.neural import NeuralScorer
+
+        empty = np.zeros(0, np.int32)
+        split = Split(d.num_users, d.num_items, d.train_user, d.train_item, empty, empty, d.test_user,
+                      d.test_item, np.zeros((0, 1), np.int32), np.zeros((len(d.test_user), 1), np.int32))  # fmt: skip
+        train = TrainConfig(batch_size=32, learning_rate=0.02, num_negatives=4)
+        keras.utils.set_random_seed(0)
+        net = build_model(ModelConfig(type=model_type, **model), d.num_users, d.num_items)
+        stream = TrainingStream(split, train, seed=0)
+        net.compile(optimizer=optimizer_from_config(train, stream.steps_per_epoch))
+        epochs_data = stream.dataset(0)
+        for epoch in range(1, epochs):  # one fit() over many epochs of fresh negatives
+            epochs_data = epochs_data.concatenate(stream.dataset(epoch))
+        net.fit(epochs_data, verbose=0, shuffle=False)
+        return NeuralScorer(net)
+
+    return factory
+
+
 # One line per recommender: (factory, k within which every withheld item must rank).
 RECOMMENDERS = [
     pytest.param((_fit(ItemKNN, neighbours=5), 1), id="itemknn"),
     pytest.param((_fit(ItemKNN, neighbours=50, shrinkage=5.0), 1), id="itemknn-shrunk"),
     pytest.param((_fit(UserKNN, neighbours=5), 1), id="userknn"),
     pytest.param((_fit(Popularity), BLOCK + 1), id="popularity"),
+    pytest.param((_neural("mf", embedding_dim=4), 2), id="mf"),
+    pytest.param((_neural("gmf", embedding_dim=4), 2), id="gmf"),
+    pytest.param((_neural("mlp", mlp_layers=[8, 8]), 2), id="mlp"),
+    pytest.param((_neural("neumf", embedding_dim=4, mlp_layers=[8, 8]), 2), id="neumf"),
 ]
 
 

@@ -6,29 +6,13 @@ import math
 
 import numpy as np
 import pytest
+from reference_metrics import list_metrics
 
 from ncf.data.split import Split
 from ncf.evaluation import evaluate, evaluate_full, evaluate_sampled
 from ncf.recommender import MatrixScorer, top_k, top_k_mask
 
 METRICS = ("HR", "NDCG", "Recall", "Precision", "MAP")
-
-
-def _list_metrics(relevance: list[int], num_relevant: int, ks) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for k in ks:
-        top = relevance[:k]
-        hits = sum(top)
-        dcg = sum(rel / math.log2(pos + 2) for pos, rel in enumerate(top))
-        idcg = sum(1 / math.log2(pos + 2) for pos in range(min(k, num_relevant)))
-        ap, seen = 0.0, 0
-        for pos, rel in enumerate(top):
-            seen += rel
-            ap += rel * seen / (pos + 1)
-        out.update({f"HR@{k}": float(hits > 0), f"NDCG@{k}": dcg / idcg, f"Recall@{k}": hits / num_relevant,
-                    f"Precision@{k}": hits / k, f"MAP@{k}": ap / min(k, num_relevant)})  # fmt: skip
-    out["MRR"] = 1 / (relevance.index(1) + 1)
-    return out
 
 
 def reference_full(scores, train, held, ks, popularity):
@@ -39,7 +23,7 @@ def reference_full(scores, train, held, ks, popularity):
         seen = {i for u, i in train if u == user}
         items = [i for i in range(scores.shape[1]) if i not in seen - relevant]
         ranked = sorted(items, key=lambda i: (-scores[user, i], i in relevant))
-        rows.append(_list_metrics([int(i in relevant) for i in ranked], len(relevant), ks))
+        rows.append(list_metrics([int(i in relevant) for i in ranked], len(relevant), ks))
         unseen = [
             i for i in range(scores.shape[1]) if i not in seen
         ]  # lists never show train items
@@ -118,7 +102,7 @@ def reference_sampled(scores, users, held, candidates, ks):
     rows = []
     for u, i, negs in zip(users, held, candidates, strict=True):
         rank = 1 + sum(scores[u, j] >= scores[u, i] for j in negs)
-        rows.append(_list_metrics([0] * (rank - 1) + [1], 1, ks))
+        rows.append(list_metrics([0] * (rank - 1) + [1], 1, ks))
     return {name: float(np.mean([r[name] for r in rows])) for name in rows[0]}
 
 

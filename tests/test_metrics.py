@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from reference_metrics import list_metrics
 
 from ncf import metrics as m
 
@@ -87,21 +88,8 @@ def test_summarise_empty_is_nan():
 
 
 def _reference(relevance: list[int], num_relevant: int, k: int) -> dict[str, float]:
-    """Walk an explicit 0/1 ranked list, the textbook way."""
-    top = relevance[:k]
-    hits = sum(top)
-    dcg = sum(rel / math.log2(pos + 2) for pos, rel in enumerate(top))
-    idcg = sum(1 / math.log2(pos + 2) for pos in range(min(k, num_relevant)))
-    ap, seen = 0.0, 0
-    for pos, rel in enumerate(top):
-        if rel:
-            seen += 1
-            ap += seen / (pos + 1)
-    first = relevance.index(1) + 1
-    return {
-        "HR": float(hits > 0), "Recall": hits / num_relevant, "Precision": hits / k,
-        "NDCG": dcg / idcg, "MAP": ap / min(k, num_relevant), "MRR": 1 / first,
-    }  # fmt: skip
+    values = list_metrics(relevance, num_relevant, [k])
+    return {name.split("@")[0]: value for name, value in values.items()}
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -9,30 +9,16 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
+from ncf.atomic import atomic_write
 from ncf.errors import NcfError
 
 HEADER = "baseline.json"
-
-
-def _atomic(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_baseline(
@@ -43,11 +29,11 @@ def save_baseline(
     for name, value in arrays.items():
         path = directory / f"baseline_{name}.npz"
         if sp.issparse(value):
-            _atomic(path, lambda fh, v=value: sp.save_npz(fh, sp.csr_matrix(v)))
+            atomic_write(path, lambda fh, v=value: sp.save_npz(fh, sp.csr_matrix(v)))
         else:
-            _atomic(path, lambda fh, v=value: np.savez(fh, value=v))
+            atomic_write(path, lambda fh, v=value: np.savez(fh, value=v))
     header = json.dumps({"type": kind, "params": params}, indent=2).encode()
-    _atomic(directory / HEADER, lambda fh: fh.write(header))
+    atomic_write(directory / HEADER, lambda fh: fh.write(header))
 
 
 def read_header(directory: str | os.PathLike[str]) -> dict[str, Any]:

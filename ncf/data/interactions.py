@@ -156,7 +156,9 @@ def order_by_user_time(user: np.ndarray, ts: np.ndarray | None, item: np.ndarray
     low = ts.min() if len(ts) else 0
     span = int(ts.max() - low) + 1 if len(ts) else 1
     if (int(user.max()) + 1) * span * num_items < 2**62:
-        return np.argsort((user.astype(np.int64) * span + (ts - low)) * num_items + item, kind="stable")
+        return np.argsort(
+            (user.astype(np.int64) * span + (ts - low)) * num_items + item, kind="stable"
+        )
     return np.lexsort([item, ts, user])
 
 

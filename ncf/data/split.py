@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ncf.atomic import atomic_write
 from ncf.config import SplitConfig
 from ncf.data.interactions import FixedSplit, Interactions
 from ncf.data.negatives import PositiveSet, sample_candidates
@@ -70,16 +70,11 @@ class Split:
 
     def save(self, path: str | Path) -> None:
         """Write every array to one ``.npz`` file (atomically)."""
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp.npz")
         arrays = {name: getattr(self, name) for name in _ARRAYS}
-        np.savez(
-            tmp,
-            shape=np.array([self.num_users, self.num_items]),
-            stats=json.dumps(self.stats),
-            **arrays,
+        shape = np.array([self.num_users, self.num_items])
+        atomic_write(
+            path, lambda fh: np.savez(fh, shape=shape, stats=json.dumps(self.stats), **arrays)
         )
-        os.replace(tmp, path)
 
     @classmethod
     def load(cls, path: str | Path) -> Split:

@@ -74,7 +74,7 @@ class Vocabulary:
         return np.fromiter((get(str(r), default) for r in raws), dtype=np.int32, count=len(raws))
 
     def save(self, path: str | Path) -> None:
-        from ncf.config import atomic_write_text
+        from ncf.atomic import atomic_write_text
 
         atomic_write_text(Path(path), "".join(f"{raw}\n" for raw in self.ids.tolist()))
 
