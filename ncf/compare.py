@@ -113,12 +113,15 @@ def plot(rows: list[dict[str, Any]], k: int, path: Path) -> None:
     fig, axes = plt.subplots(1, len(protocols), figsize=(5 + 1.2 * len(rows), 4), squeeze=False)
     x = np.arange(len(rows))
     for ax, protocol in zip(axes[0], protocols, strict=True):
+        top = 0.0
         for offset, name in ((-0.2, "HR"), (0.2, "NDCG")):
             values = [r.get(f"{protocol} {name}@{k}") or 0.0 for r in rows]
             ax.bar(x + offset, values, width=0.4, label=f"{name}@{k}")
+            top = max(top, *values)
+        ax.set_ylim(0, top * 1.3 or 1.0)  # head-room for the legend
         ax.set_xticks(x, [r["run"].split("/")[0] for r in rows], rotation=30, ha="right")
         ax.set_title(f"{protocol} protocol (test split)")
-        ax.legend()
+        ax.legend(loc="upper left", ncols=2)
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=110)
