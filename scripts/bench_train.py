@@ -47,7 +47,9 @@ def main() -> None:
         f"best epoch        {m['best_epoch']} of {len(history)} (chosen on validation {m['monitor']})"
     )
     for protocol, values in m["val"].items():
-        print(f"val  {protocol:8s}     HR@10 {values['HR@10']:.4f}  NDCG@10 {values['NDCG@10']:.4f}")
+        print(
+            f"val  {protocol:8s}     HR@10 {values['HR@10']:.4f}  NDCG@10 {values['NDCG@10']:.4f}"
+        )
     for protocol, values in m["test"].items():
         print(
             f"test {protocol:8s}     HR@10 {values['HR@10']:.4f}  NDCG@10 {values['NDCG@10']:.4f}"
