@@ -13,16 +13,15 @@ from typing import IO, Any
 
 
 def atomic_write(
-    path: str | os.PathLike[str], write: Callable[[IO[Any]], None], binary: bool = True
+    path: str | os.PathLike[str], write: Callable[[IO[Any]], object], binary: bool = True
 ) -> None:
     """Call ``write(fh)`` on a temporary file next to ``path`` and rename it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(
-            fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})
-        ) as fh:
+        fh: IO[Any] = os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8")
+        with fh:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -21,6 +22,12 @@ from ncf.errors import NcfError
 HEADER = "baseline.json"
 
 
+def _npz_writer(value: Any) -> Callable[[IO[Any]], None]:
+    if sp.issparse(value):
+        return lambda fh: sp.save_npz(fh, sp.csr_matrix(value))
+    return lambda fh: np.savez(fh, value=value)
+
+
 def save_baseline(
     directory: str | os.PathLike[str], kind: str, params: dict[str, Any], arrays: dict
 ) -> None:
@@ -28,10 +35,7 @@ def save_baseline(
     directory = Path(directory)
     for name, value in arrays.items():
         path = directory / f"baseline_{name}.npz"
-        if sp.issparse(value):
-            atomic_write(path, lambda fh, v=value: sp.save_npz(fh, sp.csr_matrix(v)))
-        else:
-            atomic_write(path, lambda fh, v=value: np.savez(fh, value=v))
+        atomic_write(path, _npz_writer(value))
     header = json.dumps({"type": kind, "params": params}, indent=2).encode()
     atomic_write(directory / HEADER, lambda fh: fh.write(header))
 
