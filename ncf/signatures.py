@@ -203,20 +203,22 @@ class NeuralServable(Servable):
 
 
 class NeighbourServable(Servable):
-    """Item-kNN (``X[u] @ S``, S over items) or user-kNN (``S[u] @ X``, S over users)."""
+    """Item-kNN (``X[u] @ S.T``, S over items) or user-kNN (``S[u] @ X``, S over users)."""
 
     def __init__(self, baseline: Any, kind: str, **common: Any) -> None:
         super().__init__(**common)
         self.kind = kind
         self.interactions = csr_variables(baseline.interactions)  # X [users, items]
         self.similarity = csr_variables(baseline.similarity)
+        self.scoring = self.similarity
         if kind == "itemknn":
+            self.scoring = csr_variables(baseline.scoring_matrix)  # S.T: candidates' neighbourhoods
             self._enable_similar()
 
     def _operands(self) -> tuple[Csr, Csr]:
         if self.kind == "itemknn":
-            return self.interactions, self.similarity
-        return self.similarity, self.interactions
+            return self.interactions, self.scoring
+        return self.scoring, self.interactions
 
     def _rows(self, users: tf.Tensor) -> tf.Tensor:
         return sparse_product_rows(*self._operands(), users, self.num_items)

@@ -55,7 +55,7 @@ def test_itemknn_equals_dense_brute_force(neighbours, shrinkage, ratings):
     )
     np.testing.assert_array_equal(model.similarity.toarray(), expected_sim)
     users = np.arange(16, dtype=np.int32)
-    np.testing.assert_allclose(model.score_all(users), x @ expected_sim, rtol=1e-6)
+    np.testing.assert_allclose(model.score_all(users), x @ expected_sim.T, rtol=1e-6)
 
 
 @pytest.mark.parametrize("neighbours,shrinkage,ratings", CASES)
