@@ -217,3 +217,14 @@ def _save_atomic(model: keras.Model, path: Path) -> None:
 def load_state(folder: Path) -> dict[str, Any] | None:
     path = folder / "state.json"
     return read_json(path) if path.is_file() else None
+
+
+class EpochProgbar(keras.callbacks.ProgbarLogger):
+    """Keras' progress bar, told the run's real number of epochs (fit() runs one at a time)."""
+
+    def __init__(self, total_epochs: int) -> None:
+        super().__init__()
+        self.total_epochs = total_epochs
+
+    def set_params(self, params: dict[str, Any]) -> None:
+        super().set_params({**params, "epochs": self.total_epochs})

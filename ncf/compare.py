@@ -48,9 +48,9 @@ def _row(run: RunDir, ks: list[int]) -> dict[str, Any]:
     model = config.model
     params = {name: getattr(model, name) for name in HYPERPARAMETERS[model.type]}
     if not model.is_baseline:
-        params.update(
-            lr=config.train.learning_rate, batch=config.train.batch_size, loss=config.train.loss
-        )
+        train = config.train
+        params.update(negatives=train.num_negatives, lr=train.learning_rate, batch=train.batch_size)
+        params["loss"] = train.loss
         params["best_epoch"] = metrics.get("best_epoch")
     row: dict[str, Any] = {
         "run": f"{config.run.name}/{run.path.name}",

@@ -15,7 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from ncf.callbacks import Checkpointer, NanGuard, TensorBoardWriter, Validation, load_state
+from ncf.callbacks import (
+    Checkpointer,
+    EpochProgbar,
+    NanGuard,
+    TensorBoardWriter,
+    Validation,
+    load_state,
+)
 from ncf.config import Config
 from ncf.data.dataset import Dataset
 from ncf.data.pipeline import TrainingStream
@@ -124,6 +131,8 @@ def fit_neural(config: Config, dataset: Dataset, path: Path, monitor: str, verbo
     )
     board = TensorBoardWriter(path / "tensorboard", config.train.histograms, nan_guard, validation)
     callbacks = [validation, nan_guard, board, checkpointer]
+    if verbose:
+        callbacks.insert(0, EpochProgbar(config.train.epochs))
     # One fit() call per epoch on that epoch's own dataset: Keras' steps_per_execution would
     # otherwise run whole executions across epoch boundaries of a shared iterator.
     epoch = state["epoch"] if state else 0
