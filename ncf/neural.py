@@ -98,7 +98,14 @@ def _has(matrix: np.ndarray | None) -> bool:
     return matrix is not None and matrix.size > 0
 
 
-def fit_neural(config: Config, dataset: Dataset, path: Path, monitor: str, verbose: int):
+def fit_neural(
+    config: Config,
+    dataset: Dataset,
+    path: Path,
+    monitor: str,
+    verbose: int,
+    extra_callbacks: list[Any] = (),
+):
     """Train, restore the best epoch, save ``model.keras``; returns (scorer, history, extra)."""
 
     split = dataset.split
@@ -130,7 +137,7 @@ def fit_neural(config: Config, dataset: Dataset, path: Path, monitor: str, verbo
         state,
     )
     board = TensorBoardWriter(path / "tensorboard", config.train.histograms, nan_guard, validation)
-    callbacks = [validation, nan_guard, board, checkpointer]
+    callbacks = [validation, nan_guard, board, checkpointer, *extra_callbacks]
     if verbose:
         callbacks.insert(0, EpochProgbar(config.train.epochs))
     # One fit() call per epoch on that epoch's own dataset: Keras' steps_per_execution would

@@ -43,9 +43,17 @@ class RunResult:
 
 
 def train(
-    config: Config, run_dir: str | Path | None = None, resume: bool = True, verbose: int = 1
+    config: Config,
+    run_dir: str | Path | None = None,
+    resume: bool = True,
+    verbose: int = 1,
+    extra_callbacks: list[Any] | None = None,
 ) -> RunResult:
-    """Train (or resume) the run ``config`` describes; returns its folder and metrics."""
+    """Train (or resume) the run ``config`` describes; returns its folder and metrics.
+
+    ``extra_callbacks`` (Keras callbacks, neural models only) observe training after the
+    built-in ones; scripts use them for diagnostics, never to select anything.
+    """
     monitor = _monitor_key(config)
     path = Path(run_dir) if run_dir else (find_resumable(config) if resume else None)
     if path is not None and (path / "metrics.json").exists():
@@ -61,7 +69,9 @@ def train(
     if config.model.is_baseline:
         scorer, history, extra = _fit_baseline(config, dataset, path), [], {}
     else:
-        scorer, history, extra = _fit_neural(config, dataset, path, monitor, verbose)
+        scorer, history, extra = _fit_neural(
+            config, dataset, path, monitor, verbose, extra_callbacks
+        )
     train_seconds = time.perf_counter() - start
     val = _evaluate(scorer, dataset.split, "val", config)
     test = _evaluate(scorer, dataset.split, "test", config)
@@ -140,10 +150,12 @@ def _train_ratings(dataset: Dataset) -> np.ndarray | None:
     return inter.rating[order[np.searchsorted(keys[order], train_keys)]]
 
 
-def _fit_neural(config: Config, dataset: Dataset, path: Path, monitor: str, verbose: int):
+def _fit_neural(
+    config: Config, dataset: Dataset, path: Path, monitor: str, verbose: int, extra_callbacks
+):
     from ncf.neural import fit_neural
 
-    return fit_neural(config, dataset, path, monitor, verbose)
+    return fit_neural(config, dataset, path, monitor, verbose, extra_callbacks or [])
 
 
 def resume_run(run: str | Path, verbose: int = 1) -> RunResult:
