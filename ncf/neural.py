@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +105,7 @@ def fit_neural(
     path: Path,
     monitor: str,
     verbose: int,
-    extra_callbacks: list[Any] = (),
+    extra_callbacks: Sequence[Any] = (),
 ):
     """Train, restore the best epoch, save ``model.keras``; returns (scorer, history, extra)."""
 
