@@ -75,7 +75,7 @@ class TensorBoardWriter(keras.callbacks.Callback):
     """Epoch scalars and histograms under ``log_dir`` (one event stream, tags by name)."""
 
     def __init__(
-        self, log_dir: Path, histograms: bool, nan_guard: NanGuard, validation: Validation
+        self, log_dir: Path, histograms: bool, nan_guard: NanGuard, validation: Validation | None
     ) -> None:
         super().__init__()
         import tensorflow as tf
@@ -95,7 +95,7 @@ class TensorBoardWriter(keras.callbacks.Callback):
             for name, value in (logs or {}).items():
                 if not name.startswith("val/"):
                     tf.summary.scalar(f"train/{name}", float(value), step=step)
-            for name, value in self.validation.results.items():
+            for name, value in (self.validation.results if self.validation else {}).items():
                 tf.summary.scalar(name, value, step=step)
             tf.summary.scalar("train/learning_rate", current_learning_rate(self.model), step=step)
             if self.histograms:
@@ -123,11 +123,13 @@ class Checkpointer(keras.callbacks.Callback):
         patience: int,
         min_delta: float,
         nan_guard: NanGuard,
-        validation: Validation,
+        validation: Validation | None,
         timings: Callable[[], dict[str, float]],
         state: dict[str, Any] | None = None,
+        label: str = "epoch",
     ) -> None:
         super().__init__()
+        self.label = label
         self.validation = validation
         self.folder = folder
         self.monitor = monitor
@@ -151,7 +153,9 @@ class Checkpointer(keras.callbacks.Callback):
         if self.nan_guard.bad_epoch is not None:
             return
         logs = dict(logs or {})
-        value = self.validation.results[self.monitor]
+        # Without validation (a refit) every epoch is the newest and best.
+        results = self.validation.results if self.validation else {}
+        value = results.get(self.monitor)
         seconds = {"epoch": time.perf_counter() - self._start, **self.timings()}
         seconds["train"] = seconds["epoch"] - seconds.get("eval", 0.0)
         record = {
@@ -159,10 +163,15 @@ class Checkpointer(keras.callbacks.Callback):
             "loss": float(logs.get("loss", float("nan"))),
             "seconds": seconds,
         }
-        record["val"] = {k.removeprefix("val/"): v for k, v in self.validation.results.items()}
-        improved = self.state["best"] is None or value > self.state["best"] + self.min_delta
+        record["val"] = {k.removeprefix("val/"): v for k, v in results.items()}
+        improved = (
+            value is None
+            or self.state["best"] is None
+            or value > self.state["best"] + self.min_delta
+        )
         if improved:
-            self.state.update(best=float(value), best_epoch=epoch + 1, wait=0)
+            best = None if value is None else float(value)
+            self.state.update(best=best, best_epoch=epoch + 1, wait=0)
             self.state["best_weights"] = f"best-{epoch + 1:04d}.weights.h5"
             _save_atomic(self.model, self.folder / self.state["best_weights"])
         else:
@@ -175,26 +184,30 @@ class Checkpointer(keras.callbacks.Callback):
         # point leaves a consistent (state, checkpoint) pair; older files go afterwards.
         write_json(self.folder / "state.json", self.state)
         _remove_stale(self.folder, {self.state["checkpoint"], self.state["best_weights"]})
-        print(_summary_line(record, self.monitor, improved), flush=True)
+        print(
+            _summary_line(record, self.monitor, improved and bool(results), self.label), flush=True
+        )
         if self.patience and self.state["wait"] >= self.patience:
             self.model.stop_training = True
 
 
-def _summary_line(record: dict[str, Any], monitor: str, improved: bool) -> str:
+def _summary_line(
+    record: dict[str, Any], monitor: str, improved: bool, label: str = "epoch"
+) -> str:
     val = record["val"]
     shown = [
         k for k in ("sampled/HR@10", "sampled/NDCG@10", "full/HR@10", "full/NDCG@10") if k in val
     ]
     key = monitor.removeprefix("val/")
-    if key not in shown:
+    if key in val and key not in shown:
         shown.append(key)
-    parts = " ".join(f"{k} {val[k]:.4f}" for k in shown)
+    parts = "".join(f"{k} {val[k]:.4f} " for k in shown)
     secs = record["seconds"]
     mark = " *" if improved else ""
-    return (
-        f"epoch {record['epoch']:3d}  loss {record['loss']:.4f}  {parts}  "
-        f"({secs['epoch']:.1f}s: train {secs.get('train', 0):.1f}, eval {secs.get('eval', 0):.1f}){mark}"
-    )
+    timing = f"{secs['epoch']:.1f}s"
+    if val:
+        timing += f": train {secs.get('train', 0):.1f}, eval {secs.get('eval', 0):.1f}"
+    return f"{label} {record['epoch']:3d}  loss {record['loss']:.4f}  {parts} ({timing}){mark}"
 
 
 def _remove_stale(folder: Path, keep: set[str]) -> None:

@@ -64,7 +64,11 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise NcfError("ncf train needs a CONFIG file (or --resume RUN_DIR)")
         config = load_config(args.config, args.overrides)
         result = train(config, args.run_dir, resume=not args.fresh, verbose=verbose)
-    print(f"\ntest metrics ({result.metrics['model']}):")
+    refit = result.metrics.get("refit")
+    fit_on = f", refit on train + validation for {refit['epochs']} epochs" if refit else ""
+    if result.metrics.get("fit_on") == "train+val" and not refit:
+        fit_on = ", fitted on train + validation"
+    print(f"\ntest metrics ({result.metrics['model']}{fit_on}):")
     print(format_metrics(result.metrics["test"], _headline(result.metrics["test"])))
     print(f"\nrun directory: {result.run_dir}")
     return 0
@@ -77,6 +81,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     run = RunDir(args.run_dir)
     config = run.config
+    if args.split == "val" and config.train.refit:
+        raise NcfError(
+            f"{run.path}: this run's model was refit on train + validation, so ranking the "
+            "validation split with it says nothing; the validation metrics of the model chosen "
+            'on validation are in its metrics.json ("val")'
+        )
     protocols = ["sampled", "full"] if args.protocol == "both" else [args.protocol]
     ks = _parse_ks(args.k) if args.k else config.eval.k
     if max(ks) > run.split().num_items:

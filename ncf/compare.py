@@ -52,6 +52,7 @@ def _row(run: RunDir, ks: list[int]) -> dict[str, Any]:
         params.update(negatives=train.num_negatives, lr=train.learning_rate, batch=train.batch_size)
         params["loss"] = train.loss
         params["best_epoch"] = metrics.get("best_epoch")
+    params["fit_on"] = metrics.get("fit_on", "train")
     row: dict[str, Any] = {
         "run": f"{config.run.name}/{run.path.name}",
         "model": model.type,

@@ -228,6 +228,12 @@ class TrainConfig(_Section):
     early_stopping: EarlyStoppingConfig = Field(
         default_factory=EarlyStoppingConfig, description="on the validation split"
     )
+    refit: bool = Field(
+        False,
+        description="once validation has chosen the epoch, train a fresh model on train + "
+        "validation for that many epochs: it is the model tested and exported (baselines: "
+        "fitted on train + validation)",
+    )
     histograms: bool = Field(
         True, description="write weight histograms and the embedding projector to TensorBoard"
     )
@@ -284,6 +290,11 @@ class Config(_Section):
     def _check(self) -> Config:
         if self.data.source == "synthetic":
             self.check_catalogue(self.data.synthetic.items)
+        if self.train.refit and not self.data.split.validation:
+            raise ValueError(
+                "train.refit needs a validation split to choose the epoch; "
+                "set data.split.validation: true or train.refit: false"
+            )
         return self
 
     def check_catalogue(self, num_items: int) -> None:

@@ -29,6 +29,13 @@ from ncf.data.dataset import Dataset
 from ncf.data.pipeline import TrainingStream
 from ncf.errors import ConfigError, NcfError
 from ncf.evaluation import evaluate
+from ncf.fitted import Fitted
+
+SELECTED_MODEL = "selected.keras"  # a refit run's model chosen on validation (train only)
+# Pretrained files, in order of preference: the selection phase must not start from a model
+# that saw the validation split; the refit starts from the pretrained runs' final models.
+PRETRAINED_SELECTED = (SELECTED_MODEL, "model.keras")
+PRETRAINED_FINAL = ("model.keras",)
 
 
 class NeuralScorer:
@@ -106,8 +113,8 @@ def fit_neural(
     monitor: str,
     verbose: int,
     extra_callbacks: Sequence[Any] = (),
-):
-    """Train, restore the best epoch, save ``model.keras``; returns (scorer, history, extra)."""
+) -> Fitted:
+    """Train, restore the best epoch (then refit, if configured) and save ``model.keras``."""
 
     split = dataset.split
     seed_everything(config.run.seed)
@@ -122,29 +129,124 @@ def fit_neural(
         ),
         monitor,
     )
+    checkpointer = _train_epochs(
+        config,
+        model,
+        stream,
+        folder,
+        state,
+        validation,
+        path / "tensorboard",
+        config.train.epochs,
+        monitor,
+        verbose,
+        extra_callbacks,
+    )
+    model.load_weights(folder / checkpointer.state["best_weights"])
+    history = checkpointer.state["history"]
+    best_epoch = checkpointer.state["best_epoch"]
+    extra: dict[str, Any] = {
+        "best_epoch": best_epoch,
+        "monitor": monitor,
+        "epochs_run": len(history),
+    }
+    extra["seconds_per_epoch"] = _mean_seconds(history)
+    extra["examples_per_epoch"] = stream.examples_per_epoch
+    final, final_scorer = model, scorer
+    if config.train.refit:
+        _save_model(model, path / SELECTED_MODEL)
+        final, extra["refit"] = _refit(config, dataset, path, best_epoch, verbose)
+        final_scorer = NeuralScorer(final)
+    _save_model(final, path / "model.keras")
+    if config.train.histograms:
+        from ncf.projector import write_projector
+
+        write_projector(path / "tensorboard", final.item_embeddings(), path)
+    return Fitted(scorer, final_scorer, history, extra)
+
+
+def _refit(config: Config, dataset: Dataset, path: Path, epochs: int, verbose: int):
+    """A fresh model trained on train + validation for ``epochs`` epochs (resumable)."""
+    split = dataset.split.with_validation_in_train()
+    folder = path / "checkpoints" / "refit"
+    state = load_state(folder)
+    if state is None or state["epoch"] < epochs:
+        print(
+            f"refit: training a fresh model on train + validation for {epochs} epochs", flush=True
+        )
+    seed_everything(config.run.seed)
+    stream = TrainingStream(split, config.train, config.run.seed)
+    model = _model_to_start_from(
+        config, dataset, folder, state, stream.steps_per_epoch, pretrained=PRETRAINED_FINAL
+    )
+    checkpointer = _train_epochs(
+        config,
+        model,
+        stream,
+        folder,
+        state,
+        None,
+        path / "tensorboard" / "refit",
+        epochs,
+        "",
+        verbose,
+        (),
+        label="refit epoch",
+    )
+    history = checkpointer.state["history"]
+    return model, {
+        "epochs": epochs,
+        "history": history,
+        "seconds_per_epoch": _mean_seconds(history),
+        "examples_per_epoch": stream.examples_per_epoch,
+    }
+
+
+def _train_epochs(
+    config: Config,
+    model: Any,
+    stream: TrainingStream,
+    folder: Path,
+    state: dict | None,
+    validation: Validation | None,
+    log_dir: Path,
+    epochs: int,
+    monitor: str,
+    verbose: int,
+    extra_callbacks: Sequence[Any],
+    label: str = "epoch",
+) -> Checkpointer:
+    """Epochs ``state["epoch"]..epochs-1`` (early stopping only where there is validation)."""
     nan_guard = NanGuard()
 
     def timings() -> dict[str, float]:
-        return {"sampling": stream.take_sampling_seconds(), "eval": validation.seconds}
+        return {
+            "sampling": stream.take_sampling_seconds(),
+            "eval": validation.seconds if validation else 0.0,
+        }
 
+    patience = config.train.early_stopping.patience if validation else 0
     checkpointer = Checkpointer(
         folder,
         monitor,
-        config.train.early_stopping.patience,
+        patience,
         config.train.early_stopping.min_delta,
         nan_guard,
         validation,
         timings,
         state,
+        label,
     )
-    board = TensorBoardWriter(path / "tensorboard", config.train.histograms, nan_guard, validation)
-    callbacks = [validation, nan_guard, board, checkpointer, *extra_callbacks]
+    board = TensorBoardWriter(log_dir, config.train.histograms, nan_guard, validation)
+    callbacks = [nan_guard, board, checkpointer, *extra_callbacks]
+    if validation is not None:
+        callbacks.insert(0, validation)
     if verbose:
-        callbacks.insert(0, EpochProgbar(config.train.epochs))
+        callbacks.insert(0, EpochProgbar(epochs))
     # One fit() call per epoch on that epoch's own dataset: Keras' steps_per_execution would
     # otherwise run whole executions across epoch boundaries of a shared iterator.
     epoch = state["epoch"] if state else 0
-    while epoch < config.train.epochs and not _stopped(checkpointer, nan_guard, config):
+    while epoch < epochs and not _stopped(checkpointer, nan_guard, patience):
         with warnings.catch_warnings():
             # Each epoch's dataset ends where the epoch ends; Keras warns when its last
             # execution asks for more steps than are left, which is intended here.
@@ -165,25 +267,10 @@ def fit_neural(
             f"the last good checkpoint (epoch {checkpointer.state['epoch']}) is kept in {folder}; "
             "lower train.learning_rate or add regularisation, then resume or start again"
         )
-    model.load_weights(folder / checkpointer.state["best_weights"])
-    _save_model(model, path / "model.keras")
-    if config.train.histograms:
-        from ncf.projector import write_projector
-
-        write_projector(path / "tensorboard", model.item_embeddings(), path)
-    history = checkpointer.state["history"]
-    extra = {
-        "best_epoch": checkpointer.state["best_epoch"],
-        "monitor": monitor,
-        "epochs_run": len(history),
-    }
-    extra["seconds_per_epoch"] = _mean_seconds(history)
-    extra["examples_per_epoch"] = stream.examples_per_epoch
-    return scorer, history, extra
+    return checkpointer
 
 
-def _stopped(checkpointer: Checkpointer, nan_guard: NanGuard, config: Config) -> bool:
-    patience = config.train.early_stopping.patience
+def _stopped(checkpointer: Checkpointer, nan_guard: NanGuard, patience: int) -> bool:
     return nan_guard.bad_epoch is not None or bool(
         patience and checkpointer.state["wait"] >= patience
     )
@@ -197,7 +284,12 @@ def _mean_seconds(history: list[dict[str, Any]]) -> dict[str, float]:
 
 
 def _model_to_start_from(
-    config: Config, dataset: Dataset, folder: Path, state: dict | None, steps: int
+    config: Config,
+    dataset: Dataset,
+    folder: Path,
+    state: dict | None,
+    steps: int,
+    pretrained: tuple[str, ...] = PRETRAINED_SELECTED,
 ):
     import keras
 
@@ -208,7 +300,7 @@ def _model_to_start_from(
         return keras.models.load_model(folder / state["checkpoint"])
     model = build_for(config, dataset, split.num_users, split.num_items)
     if config.model.pretrained.gmf:
-        _init_pretrained(config, dataset, model)
+        _init_pretrained(config, dataset, model, pretrained)
     model.compile(
         optimizer=optimizer_from_config(config.train, steps),
         # Several steps per call and XLA: per-step overhead dominates these small models
@@ -219,7 +311,9 @@ def _model_to_start_from(
     return model
 
 
-def _init_pretrained(config: Config, dataset: Dataset, model) -> None:
+def _init_pretrained(config: Config, dataset: Dataset, model, names: tuple[str, ...]) -> None:
+    """Initialise NeuMF from the GMF and MLP runs; ``names`` lists, in order of preference, the
+    model files to take from each (a refit run's selected model never saw validation)."""
     import keras
 
     from ncf.models import init_neumf_from_pretrained
@@ -232,18 +326,19 @@ def _init_pretrained(config: Config, dataset: Dataset, model) -> None:
             run = RunDir(resolve_run(getattr(config.model.pretrained, role)))
         except NcfError as exc:
             raise ConfigError(f"model.pretrained.{role}: {exc}") from None
-        print(f"initialising the {role} branch from {run.path}", flush=True)
         info = run.data_info()
         if info["fingerprint"] != fingerprint:
             raise ConfigError(
                 f"model.pretrained.{role}: {run.path} was trained on a different split "
                 f"(fingerprint {info['fingerprint']} vs {fingerprint}); pretrain on the same data and seed"
             )
-        if not (run.path / "model.keras").exists():
+        found = [run.path / name for name in names if (run.path / name).exists()]
+        if not found:
             raise ConfigError(
                 f"model.pretrained.{role}: {run.path} has no model.keras; has the run finished?"
             )
-        loaded[role] = keras.models.load_model(run.path / "model.keras")
+        print(f"initialising the {role} branch from {found[0]}", flush=True)
+        loaded[role] = keras.models.load_model(found[0])
     try:
         init_neumf_from_pretrained(
             model, loaded["gmf"], loaded["mlp"], config.model.pretrained.alpha

@@ -31,6 +31,7 @@ from ncf.data.dataset import Dataset, load_dataset
 from ncf.data.split import Split
 from ncf.errors import ConfigError, NcfError
 from ncf.evaluation import evaluate
+from ncf.fitted import Fitted
 from ncf.rundir import RunDir, find_resumable, new_run_dir, read_json, write_json, write_run_inputs
 
 METRIC_NAMES = ("HR", "NDCG", "Recall", "Precision", "MAP")
@@ -67,22 +68,22 @@ def train(
     print(f"run directory: {path}", flush=True)
     start = time.perf_counter()
     if config.model.is_baseline:
-        scorer, history, extra = _fit_baseline(config, dataset, path), [], {}
+        fitted = _fit_baseline(config, dataset, path)
     else:
-        scorer, history, extra = _fit_neural(
-            config, dataset, path, monitor, verbose, extra_callbacks
-        )
+        fitted = _fit_neural(config, dataset, path, monitor, verbose, extra_callbacks)
     train_seconds = time.perf_counter() - start
-    val = _evaluate(scorer, dataset.split, "val", config)
-    test = _evaluate(scorer, dataset.split, "test", config)
+    # Validation metrics are the selected model's: a refit model was trained on validation.
+    val = _evaluate(fitted.selected, dataset.split, "val", config)
+    test = _evaluate(fitted.final, dataset.split, "test", config)
     metrics = {
         "model": config.model.type,
         "fingerprint": dataset.split.fingerprint(),
+        "fit_on": "train+val" if config.train.refit else "train",
         "val": val,
         "test": test,
-        "history": history,
+        "history": fitted.history,
         "train_seconds": train_seconds,
-        **extra,
+        **fitted.extra,
     }
     write_json(path / "metrics.json", metrics)
     return RunResult(path, metrics)
@@ -128,20 +129,27 @@ def _check_same_data(path: Path, dataset: Dataset) -> None:
         )
 
 
-def _fit_baseline(config: Config, dataset: Dataset, path: Path):
+def _fit_baseline(config: Config, dataset: Dataset, path: Path) -> Fitted:
+    """Fit on train; with ``train.refit``, fit again on train + validation for test and export."""
+    selected = _fit_baseline_on(config, dataset, dataset.split)
+    final = selected
+    if config.train.refit:
+        final = _fit_baseline_on(config, dataset, dataset.split.with_validation_in_train())
+    final.save(path / "baseline")
+    return Fitted(selected, final, [], {})
+
+
+def _fit_baseline_on(config: Config, dataset: Dataset, split: Split):
     from ncf.baselines import fit_baseline
 
-    split = dataset.split
-    ratings = _train_ratings(dataset) if config.model.weighting == "rating" else None
-    model = fit_baseline(
+    ratings = _train_ratings(dataset, split) if config.model.weighting == "rating" else None
+    return fit_baseline(
         config.model, split.num_users, split.num_items, split.train_user, split.train_item, ratings
     )
-    model.save(path / "baseline")
-    return model
 
 
-def _train_ratings(dataset: Dataset) -> np.ndarray | None:
-    inter, split = dataset.interactions, dataset.split
+def _train_ratings(dataset: Dataset, split: Split) -> np.ndarray | None:
+    inter = dataset.interactions
     if inter.rating is None:
         return None
     keys = inter.user.astype(np.int64) * inter.num_items + inter.item
@@ -152,7 +160,7 @@ def _train_ratings(dataset: Dataset) -> np.ndarray | None:
 
 def _fit_neural(
     config: Config, dataset: Dataset, path: Path, monitor: str, verbose: int, extra_callbacks
-):
+) -> Fitted:
     from ncf.neural import fit_neural
 
     return fit_neural(config, dataset, path, monitor, verbose, extra_callbacks or [])

@@ -141,3 +141,22 @@ def test_prepare_labels_duplicates_and_kcore():
     # 2-core on both sides unravels this data completely (c goes, then item 2, then a, ...)
     with pytest.raises(DataError, match="no interactions left"):
         prepare(raw, DataConfig(min_user_interactions=2, min_item_interactions=2))
+
+
+def test_with_validation_in_train_moves_validation_cases_and_keeps_test():
+    split = make_split(interactions(HISTORY), SplitConfig(), seed=0, num_candidates=1)
+    merged = split.with_validation_in_train()
+    assert len(split.val_user) > 0
+    assert sorted(
+        zip(merged.train_user.tolist(), merged.train_item.tolist(), strict=True)
+    ) == sorted(
+        zip(
+            np.concatenate([split.train_user, split.val_user]).tolist(),
+            np.concatenate([split.train_item, split.val_item]).tolist(),
+            strict=True,
+        )
+    )
+    assert np.all(np.diff(merged.train_user) >= 0)
+    assert len(merged.val_user) == len(merged.val_item) == len(merged.val_candidates) == 0
+    np.testing.assert_array_equal(merged.test_item, split.test_item)
+    np.testing.assert_array_equal(merged.test_candidates, split.test_candidates)

@@ -171,19 +171,29 @@ def _train_command(tmp_path: Path, *extra: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_sigkill_mid_epoch_then_same_command_resumes_to_same_metrics(tmp_path):
+@pytest.mark.parametrize(
+    "phase, options, state_file",
+    [
+        ("selection", [], "checkpoints/state.json"),
+        # with a refit, killed in the middle of the refit's second epoch
+        ("refit", ["train.refit=true"], "checkpoints/refit/state.json"),
+    ],
+)
+def test_sigkill_mid_epoch_then_same_command_resumes_to_same_metrics(
+    tmp_path, phase, options, state_file
+):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
-    command = _train_command(
-        tmp_path / "killed", "train.epochs=4", "train.early_stopping.patience=0"
-    )
+    settings = ["train.epochs=4", "train.early_stopping.patience=0", *options]
+    command = _train_command(tmp_path / "killed", *settings)
     process = subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     state_files = tmp_path / "killed" / "runs" / "quickstart"
+    kill_after = 2 if phase == "selection" else 1
     deadline = time.time() + 240
     while time.time() < deadline:
-        states = list(state_files.glob("*/checkpoints/state.json"))
-        if states and json.loads(states[0].read_text())["epoch"] >= 2:
+        states = list(state_files.glob(f"*/{state_file}"))
+        if states and json.loads(states[0].read_text())["epoch"] >= kill_after:
             break
         assert process.poll() is None, process.stdout.read()
         time.sleep(0.05)
@@ -199,7 +209,7 @@ def test_sigkill_mid_epoch_then_same_command_resumes_to_same_metrics(tmp_path):
     killed_metrics = json.loads((runs[0] / "metrics.json").read_text())
 
     straight = subprocess.run(
-        _train_command(tmp_path / "straight", "train.epochs=4", "train.early_stopping.patience=0"),
+        _train_command(tmp_path / "straight", *settings),
         env=env,
         capture_output=True,
         text=True,
@@ -211,6 +221,12 @@ def test_sigkill_mid_epoch_then_same_command_resumes_to_same_metrics(tmp_path):
     assert [h["loss"] for h in killed_metrics["history"]] == pytest.approx(
         [h["loss"] for h in straight_metrics["history"]], abs=1e-6
     )
+    if phase == "refit":
+        assert straight_metrics["refit"]["epochs"] >= 2, "the kill must land inside the refit"
+        assert "refit: training a fresh model" in resumed.stdout
+        assert [h["loss"] for h in killed_metrics["refit"]["history"]] == pytest.approx(
+            [h["loss"] for h in straight_metrics["refit"]["history"]], abs=1e-6
+        )
     for protocol in ("sampled", "full"):
         for name, value in straight_metrics["test"][protocol].items():
             assert killed_metrics["test"][protocol][name] == pytest.approx(value, abs=1e-6), name

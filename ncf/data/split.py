@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +67,25 @@ class Split:
             arr = np.ascontiguousarray(getattr(self, name), dtype=np.int32)
             digest.update(name.encode() + str(arr.shape).encode() + arr.tobytes())
         return digest.hexdigest()[:16]
+
+    def with_validation_in_train(self) -> Split:
+        """This split with the validation cases moved into train (for a refit on both).
+
+        The result has no validation cases, so nothing can be validated on interactions the
+        model was trained on; test and its candidates are unchanged.
+        """
+        user = np.concatenate([self.train_user, self.val_user])
+        item = np.concatenate([self.train_item, self.val_item])
+        order = np.argsort(user, kind="stable")
+        empty = np.zeros(0, dtype=np.int32)
+        return replace(
+            self,
+            train_user=user[order],
+            train_item=item[order],
+            val_user=empty,
+            val_item=empty,
+            val_candidates=np.zeros((0, self.val_candidates.shape[1]), dtype=np.int32),
+        )
 
     def save(self, path: str | Path) -> None:
         """Write every array to one ``.npz`` file (atomically)."""
