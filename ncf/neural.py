@@ -3,7 +3,8 @@
 Training batches come from :class:`ncf.data.pipeline.TrainingStream` through one
 ``tf.data`` pipeline that covers epochs ``initial_epoch..epochs-1``; epoch ``e``'s batches
 are drawn from ``(seed, e)`` alone, so a resumed run continues exactly where the
-interrupted one stopped.
+interrupted one stopped. A refit (``train.refit``) is a second, shorter run of the same loop
+on train + validation with no validation, checkpointed under ``checkpoints/refit/``.
 """
 
 from __future__ import annotations

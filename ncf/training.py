@@ -9,7 +9,10 @@
    trained with plain ``keras.Model.fit`` on a stream that draws fresh negatives each epoch;
 3. after every epoch the validation split is ranked, checkpoints are written and early
    stopping watches ``train.early_stopping.metric``; the best epoch's weights are restored;
-4. the test split is evaluated once, with every protocol in ``config.eval``, and
+   with ``train.refit`` a fresh model is then trained on train + validation for the epochs
+   validation chose (baselines: fitted again on train + validation);
+4. validation metrics are the selected model's; the test split is evaluated once, with the
+   refit model where there is one, with every protocol in ``config.eval``, and
    ``metrics.json`` is written last. The test split never picks an epoch or a setting.
 
 A run killed at any point is resumed by running the same command again (or
