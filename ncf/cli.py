@@ -64,9 +64,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise NcfError("ncf train needs a CONFIG file (or --resume RUN_DIR)")
         config = load_config(args.config, args.overrides)
         result = train(config, args.run_dir, resume=not args.fresh, verbose=verbose)
-    refit = result.metrics.get("refit")
-    fit_on = f", refit on train + validation for {refit['epochs']} epochs" if refit else ""
-    if result.metrics.get("fit_on") == "train+val" and not refit:
+    refit, fit_on = result.metrics.get("refit"), ""
+    if refit:
+        fit_on = f", refit on train + validation for {refit['epochs']} epochs"
+    elif result.metrics.get("fit_on") == "train+val":
         fit_on = ", fitted on train + validation"
     print(f"\ntest metrics ({result.metrics['model']}{fit_on}):")
     print(format_metrics(result.metrics["test"], _headline(result.metrics["test"])))

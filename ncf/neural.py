@@ -136,12 +136,12 @@ def fit_neural(
         stream,
         folder,
         state,
-        validation,
-        path / "tensorboard",
-        config.train.epochs,
-        monitor,
-        verbose,
-        extra_callbacks,
+        validation=validation,
+        log_dir=path / "tensorboard",
+        epochs=config.train.epochs,
+        monitor=monitor,
+        verbose=verbose,
+        extra_callbacks=extra_callbacks,
     )
     model.load_weights(folder / checkpointer.state["best_weights"])
     history = checkpointer.state["history"]
@@ -186,12 +186,11 @@ def _refit(config: Config, dataset: Dataset, path: Path, epochs: int, verbose: i
         stream,
         folder,
         state,
-        None,
-        path / "tensorboard" / "refit",
-        epochs,
-        "",
-        verbose,
-        (),
+        validation=None,
+        log_dir=path / "tensorboard" / "refit",
+        epochs=epochs,
+        monitor="",
+        verbose=verbose,
         label="refit epoch",
     )
     history = checkpointer.state["history"]
@@ -214,7 +213,7 @@ def _train_epochs(
     epochs: int,
     monitor: str,
     verbose: int,
-    extra_callbacks: Sequence[Any],
+    extra_callbacks: Sequence[Any] = (),
     label: str = "epoch",
 ) -> Checkpointer:
     """Epochs ``state["epoch"]..epochs-1`` (early stopping only where there is validation)."""
