@@ -1,8 +1,8 @@
 """ncf: neural collaborative filtering, trained from a config file.
 
 The pieces, in the order data flows through them (see ``docs/`` and ``DESIGN.md``):
-``ncf.config`` -> ``ncf.data`` -> ``ncf.models`` / ``ncf.baselines`` -> ``ncf.evaluation``
--> ``ncf.training`` -> ``ncf.export`` -> ``ncf.serving``.
+``ncf.config`` -> ``ncf.data`` -> ``ncf.models`` / ``ncf.baselines`` (found through
+``ncf.registry``) -> ``ncf.evaluation`` -> ``ncf.train`` -> ``ncf.serve`` / ``ncf.report``.
 """
 
 __version__ = "0.1.0"

@@ -1,20 +1,20 @@
 """The ``ncf`` command: parses arguments and delegates. No logic lives here.
 
 User mistakes (:class:`ncf.errors.NcfError`) print one line, ``ncf: error: ...``, and exit
-with status 2; anything else is a bug and keeps its traceback.
+with status 2; anything else is a bug and keeps its traceback. The library reports progress
+through the ``ncf`` logger; this module sends it to standard output.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
 
 from ncf.errors import NcfError
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def _config_args(parser: argparse.ArgumentParser) -> None:
@@ -36,7 +36,7 @@ def _print_json(payload: object) -> None:
 def cmd_data_stats(args: argparse.Namespace) -> int:
     from ncf.config import load_config
     from ncf.data.dataset import data_stats, load_dataset
-    from ncf.reporting import format_stats
+    from ncf.report.text import format_stats
 
     config = load_config(args.config, args.overrides)
     stats = data_stats(load_dataset(config))
@@ -49,8 +49,8 @@ def cmd_data_stats(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from ncf.config import load_config
-    from ncf.reporting import format_metrics
-    from ncf.training import resume_run, train
+    from ncf.report.text import format_run_result
+    from ncf.train import resume_run, train
 
     verbose = 1 if sys.stdout.isatty() else 0  # the one-line epoch summary is always printed
     if args.resume:
@@ -64,44 +64,23 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise NcfError("ncf train needs a CONFIG file (or --resume RUN_DIR)")
         config = load_config(args.config, args.overrides)
         result = train(config, args.run_dir, resume=not args.fresh, verbose=verbose)
-    refit, fit_on = result.metrics.get("refit"), ""
-    if refit:
-        fit_on = f", refit on train + validation for {refit['epochs']} epochs"
-    elif result.metrics.get("fit_on") == "train+val":
-        fit_on = ", fitted on train + validation"
-    print(f"\ntest metrics ({result.metrics['model']}{fit_on}):")
-    print(format_metrics(result.metrics["test"], _headline(result.metrics["test"])))
-    print(f"\nrun directory: {result.run_dir}")
+    print(format_run_result(result.metrics, result.run_dir))
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from ncf.evaluation import evaluate
-    from ncf.reporting import format_metrics
-    from ncf.rundir import RunDir
+    from ncf.report.text import format_metrics, headline
+    from ncf.train.rundir import RunDir
 
     run = RunDir(args.run_dir)
-    config = run.config
-    if args.split == "val" and config.train.refit:
-        raise NcfError(
-            f"{run.path}: this run's model was refit on train + validation, so ranking the "
-            "validation split with it says nothing; the validation metrics of the model chosen "
-            'on validation are in its metrics.json ("val")'
-        )
     protocols = ["sampled", "full"] if args.protocol == "both" else [args.protocol]
-    ks = _parse_ks(args.k) if args.k else config.eval.k
-    if max(ks) > run.split().num_items:
-        raise NcfError(
-            f"--k {max(ks)} is larger than the catalogue ({run.split().num_items} items)"
-        )
-    metrics = evaluate(
-        run.load_scorer(), run.split(), args.split, protocols, ks, config.eval.batch_users
-    )
+    ks = _parse_ks(args.k) if args.k else run.config.eval.k
+    metrics = run.evaluate(args.split, protocols, ks)
     if args.json:
         _print_json(metrics)
     else:
-        print(f"{run.path} ({config.model.type}), {args.split} split")
-        print(format_metrics(metrics, _headline(metrics)))
+        print(f"{run.path} ({run.config.model.type}), {args.split} split")
+        print(format_metrics(metrics, headline(metrics)))
     return 0
 
 
@@ -120,7 +99,7 @@ def _parse_ks(text: str) -> list[int]:
 def cmd_compare(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ncf.compare import collect, to_markdown, write_report
+    from ncf.report.compare import collect, to_markdown, write_report
 
     ks = _parse_ks(args.k)
     rows = collect(args.run_dirs, ks)
@@ -131,13 +110,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _headline(metrics: dict[str, dict[str, float]]) -> list[str]:
-    first: dict[str, float] = next(iter(metrics.values()), {})
-    return [k for k in first if k.split("@")[0] in ("HR", "NDCG", "MRR", "Recall")]
-
-
 def cmd_export(args: argparse.Namespace) -> int:
-    from ncf.export import export_run
+    from ncf.serve.export import export_run
 
     overrides = list(args.overrides) + (["export.exclude_seen=false"] if args.include_seen else [])
     path = export_run(args.run_dir, args.out, args.version, overrides)
@@ -146,7 +120,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
-    from ncf.serving import Export, format_ranked, ranked_json
+    from ncf.serve.client import Export, format_ranked, ranked_json
 
     ranked = Export(args.export_dir).recommend([args.user], args.k)[0]
     if args.json:
@@ -157,7 +131,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 
 
 def cmd_similar(args: argparse.Namespace) -> int:
-    from ncf.serving import Export, format_ranked, ranked_json
+    from ncf.serve.client import Export, format_ranked, ranked_json
 
     ranked = Export(args.export_dir).similar([args.item], args.k)[0]
     if args.json:
@@ -168,8 +142,8 @@ def cmd_similar(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from ncf.server import make_server
-    from ncf.serving import Export
+    from ncf.serve.client import Export
+    from ncf.serve.http import make_server
 
     server = make_server(Export(args.export_dir), args.host, args.port, args.model_name)
     url = f"http://{args.host}:{server.server_port}/v1/models/{server.model_name}"
@@ -314,9 +288,23 @@ def _version() -> str:
     return f"ncf {__version__}"
 
 
+def _log_to_stdout() -> None:
+    """Send the library's progress lines (logger ``ncf``) to standard output, as printed text."""
+    logger = logging.getLogger("ncf")
+    for handler in [h for h in logger.handlers if getattr(h, "ncf_cli", False)]:
+        logger.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.ncf_cli = True  # type: ignore[attr-defined]
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is first imported
     parser = build_parser()
     args = parser.parse_args(argv)
+    _log_to_stdout()
     try:
         return int(args.func(args) or 0)
     except NcfError as exc:

@@ -19,8 +19,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ncf.atomic import atomic_write_text
 from ncf.errors import ConfigError
+from ncf.io import atomic_write_text
 
 
 class _Section(BaseModel):
@@ -184,10 +184,6 @@ class ModelConfig(_Section):
         if bool(self.pretrained.gmf) != bool(self.pretrained.mlp):
             raise ValueError("pretrained needs both gmf and mlp run directories")
         return self
-
-    @property
-    def is_baseline(self) -> bool:
-        return self.type in ("itemknn", "userknn", "popularity")
 
 
 class EarlyStoppingConfig(_Section):

@@ -1,4 +1,4 @@
-"""The two evaluation protocols, over any :class:`~ncf.recommender.Scorer`.
+"""The two evaluation protocols, over any :class:`~ncf.scorer.Scorer`.
 
 **Sampled** (He et al. 2017, NCF): each held-out interaction (u, i) is ranked among its N
 saved negatives, items u never interacted with in any split (``Split.*_candidates``):
@@ -30,7 +30,7 @@ import scipy.sparse as sp
 
 from ncf.data.split import Split
 from ncf.metrics import Ranking, coverage, mean_popularity, pessimistic_ranks, summarise
-from ncf.recommender import Scorer, top_k
+from ncf.scorer import Scorer, top_k
 
 DEFAULT_MAX_SCORES = 2**25  # scores held at once (float32: 128 MiB)
 

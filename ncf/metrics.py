@@ -36,6 +36,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+METRIC_NAMES = ("HR", "NDCG", "Recall", "Precision", "MAP")  # each reported at every K; MRR once
+
 
 def pessimistic_ranks(target: np.ndarray, competitors: np.ndarray) -> np.ndarray:
     """``1 + #{c : competitors[n, c] >= target[n]}``; NaN competitors are ignored.
@@ -152,7 +154,7 @@ def reciprocal_rank(ranking: Ranking, k: int | None = None) -> np.ndarray:
 def summarise(ranking: Ranking, ks: Sequence[int]) -> dict[str, float]:
     """Mean of every per-case metric: HR@K, NDCG@K, Recall@K, Precision@K, MAP@K, MRR."""
     if ranking.num_cases == 0:
-        names = [f"{m}@{k}" for k in ks for m in ("HR", "NDCG", "Recall", "Precision", "MAP")]
+        names = [f"{m}@{k}" for k in ks for m in METRIC_NAMES]
         return {**dict.fromkeys(names, float("nan")), "MRR": float("nan")}
     out: dict[str, float] = {}
     for k in ks:

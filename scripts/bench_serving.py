@@ -36,8 +36,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 def train_and_export(model: str, items: int, users: int, work: Path) -> Path:
     from ncf.config import load_config
-    from ncf.export import export_run
-    from ncf.training import train
+    from ncf.serve.export import export_run
+    from ncf.train import train
 
     overrides = [
         f"run.dir={work / 'runs'}",
@@ -85,7 +85,7 @@ def bench_in_process(export, users: list[str], requests: int, batch: int) -> Non
 
 
 def bench_http(export, users: list[str], requests: int, batch: int) -> None:
-    from ncf.server import make_server
+    from ncf.serve.http import make_server
 
     server = make_server(export, "127.0.0.1", 0, "bench", quiet=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--export", help="measure this export instead of training one")
     args = parser.parse_args(argv)
 
-    from ncf.serving import Export
+    from ncf.serve.client import Export
 
     with tempfile.TemporaryDirectory(prefix="ncf-bench-") as tmp:
         path = args.export or train_and_export(args.model, args.items, args.users, Path(tmp))

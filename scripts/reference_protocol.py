@@ -24,8 +24,8 @@ import keras  # noqa: E402
 from ncf.config import load_config  # noqa: E402
 from ncf.data.dataset import load_dataset  # noqa: E402
 from ncf.evaluation import evaluate  # noqa: E402
-from ncf.neural import NeuralScorer  # noqa: E402
-from ncf.training import train  # noqa: E402
+from ncf.models.scorer import NeuralScorer  # noqa: E402
+from ncf.train import train  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ncf.baselines import fit_baseline
 from ncf.config import load_config
 from ncf.data.dataset import load_dataset
 from ncf.evaluation import evaluate
+from ncf.registry import family
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -38,9 +38,7 @@ def main() -> None:
                 model = config.model.model_copy(
                     update={"type": kind, "neighbours": k, "shrinkage": shrinkage}
                 )
-                fitted = fit_baseline(
-                    model, split.num_users, split.num_items, split.train_user, split.train_item
-                )
+                fitted = family(kind).fit(model, split, None)
                 val = evaluate(fitted, split, "val", ["sampled", "full"], [10])
                 test = evaluate(fitted, split, "test", ["sampled", "full"], [10])
                 rows.append((k, shrinkage, val, test))

@@ -25,7 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
 from ncf.config import load_config  # noqa: E402
-from ncf.training import train  # noqa: E402
+from ncf.train import train  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

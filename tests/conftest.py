@@ -1,4 +1,8 @@
-"""Shared fixtures: quiet TensorFlow, the real-data folder, small random data."""
+"""Shared fixtures and settings: quiet TensorFlow, the real-data folder, the tiny config.
+
+Test modules import the plain names (``from conftest import TINY, tiny_config``); the
+``tests`` folder is on ``sys.path`` under pytest.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,32 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 import pytest  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+QUICKSTART = REPO / "configs" / "quickstart.yaml"
+
+# The quickstart shrunk to a few seconds of training: every test run starts from it.
+TINY = [
+    "data.synthetic.users=300",
+    "data.synthetic.items=150",
+    "data.synthetic.interactions=9000",
+    "model.embedding_dim=8",
+    "model.mlp_layers=[16,8]",
+    "train.batch_size=512",
+    "train.learning_rate=0.01",
+    "eval.k=[5,10]",
+    "eval.sampled_negatives=50",
+]
+
+
+def tiny_config(tmp_path: Path, *extra: str):
+    """The tiny quickstart config with runs under ``tmp_path/runs`` and ``extra`` overrides."""
+    from ncf.config import load_config
+
+    return load_config(QUICKSTART, [f"run.dir={tmp_path / 'runs'}", *TINY, *extra])
+
+
+def set_args(*values: str) -> list[str]:
+    """``--set`` arguments for the ncf command: ``set_args("a=1")`` -> ``["--set", "a=1"]``."""
+    return [arg for v in values for arg in ("--set", v)]
 
 
 def _data_dir() -> Path | None:

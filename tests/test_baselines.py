@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ncf.baselines import ItemKNN, Popularity, UserKNN, fit_baseline, load_baseline
+from ncf.baselines import ItemKNN, Popularity, UserKNN
 from ncf.baselines.knn import cosine_neighbours, interaction_matrix
 from ncf.config import ModelConfig
+from ncf.data.split import Split
 from ncf.errors import ConfigError, NcfError
+from ncf.registry import family
 
 
 def random_train(seed: int, users=15, items=12, density=0.35, ratings=False):
@@ -100,37 +102,49 @@ def test_popularity_scores_are_train_counts():
 def test_save_load_round_trip(cls, tmp_path):
     user, item, _ = random_train(5)
     model = cls.fit(15, 12, user, item)
-    model.save(tmp_path / "run")
+    model.save(tmp_path / "run" / "baseline")
     users = np.arange(15, dtype=np.int32)
-    for loaded in (cls.load(tmp_path / "run"), load_baseline(tmp_path / "run")):
+    for loaded in (
+        cls.load(tmp_path / "run" / "baseline"),
+        family(cls.kind).load(tmp_path / "run"),
+    ):
         assert type(loaded) is cls and loaded.num_items == 12
         np.testing.assert_array_equal(loaded.score_all(users), model.score_all(users))
 
 
 def test_load_errors_are_user_errors(tmp_path):
     with pytest.raises(NcfError):
-        load_baseline(tmp_path)
+        family("itemknn").load(tmp_path)
     Popularity.fit(2, 2, np.array([0]), np.array([1])).save(tmp_path)
     with pytest.raises(NcfError):
         ItemKNN.load(tmp_path)
 
 
-def test_fit_baseline_from_config():
+def _train_split(user, item, users=15, items=12) -> Split:
+    empty = np.zeros(0, np.int32)
+    no_cases = np.zeros((0, 1), np.int32)
+    return Split(users, items, user, item, empty, empty, empty, empty, no_cases, no_cases)
+
+
+def test_families_fit_from_config():
     user, item, values = random_train(2, ratings=True)
+    split = _train_split(user, item)
     config = ModelConfig(type="itemknn", neighbours=2, shrinkage=1.0, weighting="rating")
-    model = fit_baseline(config, 15, 12, user, item, values)
+    model = family("itemknn").fit(config, split, values)
     assert isinstance(model, ItemKNN) and model.similarity.getnnz(axis=1).max() <= 2
     expected = ItemKNN.fit(15, 12, user, item, values, neighbours=2, shrinkage=1.0)
     np.testing.assert_array_equal(model.similarity.toarray(), expected.similarity.toarray())
-    binary = fit_baseline(
-        config.model_copy(update={"weighting": "binary"}), 15, 12, user, item, values
-    )
+    binary = family("itemknn").fit(config.model_copy(update={"weighting": "binary"}), split, values)
     assert set(binary.interactions.data.tolist()) == {1.0}
-    assert isinstance(fit_baseline(ModelConfig(type="popularity"), 15, 12, user, item), Popularity)
-    with pytest.raises(ConfigError):
-        fit_baseline(config, 15, 12, user, item)
-    with pytest.raises(ValueError):
-        fit_baseline(ModelConfig(type="gmf"), 15, 12, user, item)
+    user_model = family("userknn").fit(ModelConfig(type="userknn", neighbours=3), split, None)
+    assert isinstance(user_model, UserKNN) and user_model.similarity.getnnz(axis=1).max() <= 3
+    popularity = family("popularity").fit(ModelConfig(type="popularity"), split, None)
+    assert isinstance(popularity, Popularity)
+    with pytest.raises(ConfigError, match="weighting=rating needs ratings"):
+        family("itemknn").fit(config, split, None)
+    with pytest.raises(ConfigError, match="model.type 'bogus'"):
+        family("bogus")
+    assert family("gmf").neural and family("gmf").fit is None
 
 
 @pytest.mark.parametrize("cls", [ItemKNN, UserKNN])

@@ -21,7 +21,7 @@ import pytest
 
 from ncf.baselines import ItemKNN, Popularity, UserKNN
 from ncf.evaluation import evaluate_full
-from ncf.recommender import Scorer
+from ncf.scorer import Scorer
 
 GROUP, BLOCK, NOISE = 6, 6, 6
 
@@ -67,7 +67,7 @@ def _neural(model_type: str, epochs: int = 60, **model) -> Callable[[Checkerboar
         from ncf.data.pipeline import TrainingStream
         from ncf.data.split import Split
         from ncf.models import build_model, optimizer_from_config
-        from ncf.neural import NeuralScorer
+        from ncf.models.scorer import NeuralScorer
 
         empty = np.zeros(0, np.int32)
         split = Split(d.num_users, d.num_items, d.train_user, d.train_item, empty, empty, d.test_user,
@@ -154,7 +154,11 @@ def test_score_items_agrees_with_score_all(fitted, data):
     )
 
 
-def test_scores_are_deterministic(fitted):
+def test_scores_do_not_depend_on_the_batch(fitted, data):
+    """A user's scores are the same alone, in a batch of two, and in the whole batch."""
     scorer, _ = fitted
-    users = np.array([2, 9], dtype=np.int32)
-    np.testing.assert_array_equal(scorer.score_all(users), scorer.score_all(users))
+    everyone = scorer.score_all(np.arange(data.num_users, dtype=np.int32))
+    pair = scorer.score_all(np.array([9, 2], dtype=np.int32))
+    alone = scorer.score_all(np.array([2], dtype=np.int32))
+    np.testing.assert_allclose(pair, everyone[[9, 2]], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(alone[0], everyone[2], rtol=1e-5, atol=1e-6)

@@ -10,7 +10,7 @@ from reference_metrics import list_metrics
 
 from ncf.data.split import Split
 from ncf.evaluation import evaluate, evaluate_full, evaluate_sampled
-from ncf.recommender import MatrixScorer, top_k, top_k_mask
+from ncf.scorer import MatrixScorer, top_k, top_k_mask
 
 METRICS = ("HR", "NDCG", "Recall", "Precision", "MAP")
 

@@ -11,23 +11,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import tiny_config
 
 from ncf.cli import main
 from ncf.config import load_config
 from ncf.errors import NcfError
-from ncf.export import export_run
-from ncf.rundir import RunDir
-from ncf.training import train
+from ncf.serve.export import export_run
+from ncf.train import train
+from ncf.train.rundir import RunDir
 
-REPO = Path(__file__).resolve().parents[1]
-TINY = [
+SMALLER = [  # exports of four model types: the tiny data, smaller again
     "data.synthetic.users=120",
     "data.synthetic.items=80",
     "data.synthetic.interactions=2500",
-    "model.embedding_dim=8",
-    "model.mlp_layers=[16,8]",
     "train.epochs=1",
-    "train.batch_size=512",
     "train.histograms=false",
     "eval.protocols=[sampled]",
     "eval.k=[10]",
@@ -36,8 +33,7 @@ TINY = [
 
 
 def tiny_run(tmp: Path, kind: str, *extra: str) -> RunDir:
-    overrides = [f"run.dir={tmp / 'runs'}", f"model.type={kind}", *TINY, *extra]
-    config = load_config(REPO / "configs" / "quickstart.yaml", overrides)
+    config = tiny_config(tmp, f"model.type={kind}", *SMALLER, *extra)
     return RunDir(train(config, verbose=0).run_dir)
 
 

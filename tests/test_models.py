@@ -115,8 +115,29 @@ def test_config_roundtrip() -> None:
     assert "user_features" not in config  # the matrices travel as weights, not config
     clone = NCFModel.from_config(config)
     assert clone.get_config() == config
-    assert clone.model_config == model.model_config
+    assert clone.head_type == "neumf" and clone.dropout == 0.1
     assert [w.shape for w in clone.weights] == [w.shape for w in model.weights]
+
+
+LEGACY = Path(__file__).parent / "data" / "legacy-0.1.0"
+
+
+@pytest.mark.parametrize("head", HEADS)
+def test_models_saved_by_ncf_0_1_0_still_load(head: str) -> None:
+    """``tests/data/legacy-0.1.0`` was written by ncf 0.1.0, whose NCFModel stored the whole
+    ModelConfig in its config; the scores are those that version computed."""
+    import json
+    import warnings
+
+    from ncf.models.scorer import load_keras_model
+
+    expected = json.loads((LEGACY / "expected_scores.json").read_text())[head]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        model = load_keras_model(LEGACY / f"{head}.keras")
+    assert model.head_type == head and model.mlp_layers == [8, 4]
+    got = model.score_all(np.arange(7, dtype=np.int32))
+    np.testing.assert_allclose(got, np.array(expected, np.float32), atol=1e-5)
 
 
 # -- losses ------------------------------------------------------------------------------------

@@ -3,18 +3,17 @@ train + validation for that many epochs and is the one tested and exported."""
 
 from __future__ import annotations
 
-import keras
 import numpy as np
 import pytest
-from test_training import tiny_config
+from conftest import tiny_config
 
-from ncf.baselines import fit_baseline, load_baseline
 from ncf.cli import main
 from ncf.errors import ConfigError
 from ncf.evaluation import evaluate
-from ncf.neural import NeuralScorer
-from ncf.rundir import RunDir
-from ncf.training import train
+from ncf.models.scorer import NeuralScorer, load_keras_model
+from ncf.registry import family
+from ncf.train import train
+from ncf.train.rundir import RunDir
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +43,8 @@ def test_refit_trains_for_the_chosen_epochs_on_train_and_validation(refit_run):
 def test_validation_metrics_are_the_selected_models_and_test_the_refit_models(refit_run):
     path, metrics = refit_run.run_dir, refit_run.metrics
     split, config = RunDir(path).split(), RunDir(path).config
-    selected = NeuralScorer(keras.models.load_model(path / "selected.keras"))
-    final = NeuralScorer(keras.models.load_model(path / "model.keras"))
+    selected = NeuralScorer(load_keras_model(path / "selected.keras"))
+    final = NeuralScorer(load_keras_model(path / "model.keras"))
     args = (config.eval.protocols, config.eval.k)
     val = evaluate(selected, split, "val", *args)
     test = evaluate(final, split, "test", *args)
@@ -90,10 +89,10 @@ def test_baseline_refit_is_fitted_on_train_and_validation(tmp_path):
     merged = split.with_validation_in_train()
 
     def fit(on):
-        return fit_baseline(config.model, on.num_users, on.num_items, on.train_user, on.train_item)
+        return family("itemknn").fit(config.model, on, None)
 
     users = np.arange(split.num_users, dtype=np.int32)
-    saved = load_baseline(result.run_dir / "baseline")
+    saved = family("itemknn").load(result.run_dir)
     np.testing.assert_allclose(saved.score_all(users), fit(merged).score_all(users), atol=1e-6)
     val = evaluate(fit(split), split, "val", config.eval.protocols, config.eval.k)
     assert result.metrics["val"]["full"]["NDCG@10"] == pytest.approx(val["full"]["NDCG@10"])
@@ -102,14 +101,14 @@ def test_baseline_refit_is_fitted_on_train_and_validation(tmp_path):
 
 @pytest.mark.slow
 def test_pretrained_neumf_selects_from_the_selected_models_and_refits_from_the_final(
-    tmp_path, capsys
+    tmp_path, caplog
 ):
     common = ["train.epochs=2", "train.early_stopping.patience=0", "train.refit=true"]
     runs = {}
     for head in ("gmf", "mlp"):
         config = tiny_config(tmp_path, *common, f"model.type={head}", f"run.name={head}")
         runs[head] = train(config, verbose=0).run_dir
-    capsys.readouterr()
+    caplog.clear()
     config = tiny_config(
         tmp_path,
         *common,
@@ -117,10 +116,9 @@ def test_pretrained_neumf_selects_from_the_selected_models_and_refits_from_the_f
         f"model.pretrained.gmf={runs['gmf']}",
         f"model.pretrained.mlp={runs['mlp']}",
     )
-    train(config, verbose=0)
-    lines = [
-        line for line in capsys.readouterr().out.splitlines() if line.startswith("initialising")
-    ]
+    with caplog.at_level("INFO", logger="ncf"):
+        train(config, verbose=0)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("initialising")]
     assert lines == [
         f"initialising the gmf branch from {runs['gmf'] / 'selected.keras'}",
         f"initialising the mlp branch from {runs['mlp'] / 'selected.keras'}",

@@ -5,20 +5,18 @@ from __future__ import annotations
 import http.client
 import json
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import tiny_config
 
 from ncf.cli import main
-from ncf.config import load_config
-from ncf.export import export_run
-from ncf.server import MAX_BODY, make_server
-from ncf.serving import Export, resolve_export
-from ncf.training import train
+from ncf.serve.client import Export, resolve_export
+from ncf.serve.export import export_run
+from ncf.serve.http import MAX_BODY, make_server
+from ncf.train import train
 
-REPO = Path(__file__).resolve().parents[1]
-TINY = [
+SMALLER = [
     "model.type=mf",
     "data.synthetic.users=100",
     "data.synthetic.items=60",
@@ -34,7 +32,7 @@ TINY = [
 @pytest.fixture(scope="module")
 def export(tmp_path_factory) -> Export:
     tmp = tmp_path_factory.mktemp("serving")
-    config = load_config(REPO / "configs" / "quickstart.yaml", [f"run.dir={tmp / 'runs'}", *TINY])
+    config = tiny_config(tmp, *SMALLER)
     run = train(config, verbose=0).run_dir
     export_run(run, tmp / "exports" / "movies")
     export_run(run, tmp / "exports" / "movies")  # version 2: the newest

@@ -125,15 +125,13 @@ def test_movielens_unknown_layout(tmp_path: Path) -> None:
 
 
 def test_movielens_falls_back_to_tfds(tmp_path: Path, monkeypatch) -> None:
-    import ncf.data.sources.tfds_source as tfds_source
-
     calls = []
 
     def fake_load(name: str, context: str = "", data_dir: str | None = None) -> None:
         calls.append((name, context))
         raise DataError(f"{context}not available offline")
 
-    monkeypatch.setattr(tfds_source, "load_tfds", fake_load)
+    monkeypatch.setattr(movielens_module, "load_tfds", fake_load)
     monkeypatch.setenv("NCF_DATA_DIR", str(tmp_path))
     with pytest.raises(
         DataError, match=r"no folder at \$NCF_DATA_DIR/ml-1m.*not available offline"

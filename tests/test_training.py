@@ -7,39 +7,19 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import QUICKSTART, TINY, set_args, tiny_config
 
-from ncf.baselines import fit_baseline
-from ncf.config import ModelConfig, load_config
+from ncf.baselines import Popularity
+from ncf.config import load_config
 from ncf.data import pipeline
 from ncf.errors import ConfigError, NcfError
 from ncf.evaluation import evaluate
-from ncf.rundir import RunDir
-from ncf.training import train
-
-REPO = Path(__file__).resolve().parents[1]
-
-TINY = [
-    "data.synthetic.users=300",
-    "data.synthetic.items=150",
-    "data.synthetic.interactions=9000",
-    "model.embedding_dim=8",
-    "model.mlp_layers=[16,8]",
-    "train.batch_size=512",
-    "train.learning_rate=0.01",
-    "eval.k=[5,10]",
-    "eval.sampled_negatives=50",
-]
-
-
-def tiny_config(tmp_path: Path, *extra: str):
-    return load_config(
-        REPO / "configs" / "quickstart.yaml", [f"run.dir={tmp_path / 'runs'}", *TINY, *extra]
-    )
+from ncf.train import train
+from ncf.train.rundir import RunDir
 
 
 @pytest.fixture(scope="module")
@@ -77,12 +57,8 @@ def test_loss_falls_and_model_beats_popularity(finished_run):
     assert history[-1]["loss"] < history[0]["loss"]
     run = RunDir(finished_run.run_dir)
     split = run.split()
-    popularity = fit_baseline(
-        ModelConfig(type="popularity"),
-        split.num_users,
-        split.num_items,
-        split.train_user,
-        split.train_item,
+    popularity = Popularity.fit(
+        split.num_users, split.num_items, split.train_user, split.train_item
     )
     baseline = evaluate(popularity, split, "test", ["sampled"], [10])["sampled"]
     model = finished_run.metrics["test"]["sampled"]
@@ -165,48 +141,67 @@ BIGGER = [
 
 def _train_command(tmp_path: Path, *extra: str) -> list[str]:
     sets = [f"run.dir={tmp_path / 'runs'}", *TINY, *BIGGER, *extra]
-    return [sys.executable, "-m", "ncf.cli", "train", str(REPO / "configs" / "quickstart.yaml")] + [
-        arg for s in sets for arg in ("--set", s)
-    ]
+    return [sys.executable, "-m", "ncf.cli", "train", str(QUICKSTART), *set_args(*sets)]
+
+
+# Trains like `ncf train CONFIG --set ...` and SIGKILLs itself from inside, after BATCH
+# batches of the (1-based) EPOCH-th epoch the process runs (refit epochs count after the
+# selection's), so the kill lands mid-epoch however loaded the machine is.
+KILLED_RUN = """
+import os, signal, sys
+import keras
+from ncf.config import load_config
+from ncf.train import train
+
+epoch_to_kill, batch_to_kill, config_path, *sets = sys.argv[1:]
+
+class Kill(keras.callbacks.Callback):
+    epochs_begun = 0
+    def on_epoch_begin(self, epoch, logs=None):
+        Kill.epochs_begun += 1
+    def on_train_batch_end(self, batch, logs=None):
+        if Kill.epochs_begun == int(epoch_to_kill) and batch >= int(batch_to_kill):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+train(load_config(config_path, sets), verbose=0, extra_callbacks=[Kill()])
+"""
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "phase, options, state_file",
+    "phase, options, epoch_to_kill",
     [
-        ("selection", [], "checkpoints/state.json"),
-        # with a refit, killed in the middle of the refit's second epoch
-        ("refit", ["train.refit=true"], "checkpoints/refit/state.json"),
+        ("selection", [], 3),
+        # with a refit: 4 selection epochs (patience 0), then the refit's second epoch
+        ("refit", ["train.refit=true"], 6),
     ],
 )
 def test_sigkill_mid_epoch_then_same_command_resumes_to_same_metrics(
-    tmp_path, phase, options, state_file
+    tmp_path, phase, options, epoch_to_kill
 ):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
     settings = ["train.epochs=4", "train.early_stopping.patience=0", *options]
     command = _train_command(tmp_path / "killed", *settings)
-    process = subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    config, sets = command[4], command[6::2]
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_RUN, str(epoch_to_kill), "100", config, *sets],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
+    assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
     state_files = tmp_path / "killed" / "runs" / "quickstart"
-    kill_after = 2 if phase == "selection" else 1
-    deadline = time.time() + 240
-    while time.time() < deadline:
-        states = list(state_files.glob(f"*/{state_file}"))
-        if states and json.loads(states[0].read_text())["epoch"] >= kill_after:
-            break
-        assert process.poll() is None, process.stdout.read()
-        time.sleep(0.05)
-    time.sleep(0.3)  # well inside epoch 3
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert not list(state_files.glob("*/metrics.json"))
+    (run,) = state_files.iterdir()
+    assert not (run / "metrics.json").exists()
+    state_file = "checkpoints/refit/state.json" if phase == "refit" else "checkpoints/state.json"
+    state = json.loads((run / state_file).read_text())
+    assert state["epoch"] == (epoch_to_kill - 1) - (4 if phase == "refit" else 0)
     resumed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert "resuming" in resumed.stdout
-    runs = list(state_files.iterdir())
-    assert len(runs) == 1
-    killed_metrics = json.loads((runs[0] / "metrics.json").read_text())
+    assert f"resuming {run}" in resumed.stdout
+    assert list(state_files.iterdir()) == [run]
+    killed_metrics = json.loads((run / "metrics.json").read_text())
 
     straight = subprocess.run(
         _train_command(tmp_path / "straight", *settings),

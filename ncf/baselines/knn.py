@@ -25,13 +25,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import ClassVar, TypeVar
 
 import numpy as np
 import scipy.sparse as sp
 
 from ncf.baselines.storage import load_arrays, save_baseline
-from ncf.recommender import top_k_mask
+from ncf.config import ModelConfig
+from ncf.data.split import Split
+from ncf.errors import ConfigError
+from ncf.registry import Family
+from ncf.scorer import ItemToItem, UserToUser, top_k_mask
 
 _Model = TypeVar("_Model", bound="_NeighbourModel")
 
@@ -217,6 +222,9 @@ class ItemKNN(_NeighbourModel):
             return (self.interactions[users] @ self.scoring_matrix).toarray()
         return (self.interactions[users] @ self.similarity[columns].T).toarray()
 
+    def serving_form(self) -> ItemToItem:
+        return ItemToItem(self.interactions, self.scoring_matrix, self.similarity)
+
 
 class UserKNN(_NeighbourModel):
     """Cosine user-kNN scorer: ``scores = S[users] @ X``, S [users, users] pruned per row."""
@@ -239,3 +247,42 @@ class UserKNN(_NeighbourModel):
                 self._columns = self.interactions.tocsc()
             x = self._columns[:, columns]
         return (self.similarity[users] @ x).toarray()
+
+    def serving_form(self) -> UserToUser:
+        return UserToUser(self.similarity, self.interactions)
+
+
+def _fit(cls: type[_Model]):
+    def fit(config: ModelConfig, split: Split, ratings: np.ndarray | None) -> _Model:
+        if config.weighting == "rating" and ratings is None:
+            raise ConfigError(
+                "model.weighting=rating needs ratings, but the data has none; "
+                "use model.weighting=binary or a source with a rating column"
+            )
+        return cls.fit(
+            split.num_users,
+            split.num_items,
+            split.train_user,
+            split.train_item,
+            ratings if config.weighting == "rating" else None,
+            neighbours=config.neighbours,
+            shrinkage=config.shrinkage,
+        )
+
+    return fit
+
+
+def _load(cls: type[_Model]):
+    return lambda run: cls.load(Path(run) / "baseline")
+
+
+FAMILIES = {
+    cls.kind: Family(
+        name=cls.kind,
+        neural=False,
+        hyperparameters=("neighbours", "shrinkage", "weighting"),
+        load=_load(cls),
+        fit=_fit(cls),
+    )
+    for cls in (ItemKNN, UserKNN)
+}

@@ -9,10 +9,13 @@ NCF); under the sampled protocol it is often surprisingly strong (Krichene & Ren
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 
 from ncf.baselines.storage import load_arrays, save_baseline
+from ncf.registry import Family
+from ncf.scorer import ItemPrior
 
 KIND = "popularity"
 
@@ -25,6 +28,8 @@ class Popularity:
         >>> model.score_all(np.array([0])).tolist()
         [[0.0, 0.0, 2.0]]
     """
+
+    kind = KIND
 
     def __init__(self, counts: np.ndarray) -> None:
         self.counts = np.asarray(counts, dtype=np.float32)  # [num_items]
@@ -53,6 +58,9 @@ class Popularity:
     def score_all(self, users: np.ndarray) -> np.ndarray:
         return np.tile(self.counts, (len(users), 1))
 
+    def serving_form(self) -> ItemPrior:
+        return ItemPrior(self.counts)
+
     def save(self, directory: str | os.PathLike[str]) -> None:
         save_baseline(directory, KIND, {"num_items": self.num_items}, {"counts": self.counts})
 
@@ -60,3 +68,16 @@ class Popularity:
     def load(cls, directory: str | os.PathLike[str]) -> Popularity:
         _, arrays = load_arrays(directory, KIND, {"counts": False})
         return cls(arrays["counts"])
+
+
+FAMILIES = {
+    KIND: Family(
+        name=KIND,
+        neural=False,
+        hyperparameters=(),
+        load=lambda run: Popularity.load(Path(run) / "baseline"),
+        fit=lambda config, split, ratings: Popularity.fit(
+            split.num_users, split.num_items, split.train_user, split.train_item
+        ),
+    )
+}

@@ -16,8 +16,8 @@ from typing import IO, Any
 import numpy as np
 import scipy.sparse as sp
 
-from ncf.atomic import atomic_write
 from ncf.errors import NcfError
+from ncf.io import atomic_write
 
 HEADER = "baseline.json"
 

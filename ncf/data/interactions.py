@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ncf.config import DataConfig
+from ncf.data.pairs import pair_keys
 from ncf.data.vocab import Vocabulary
 from ncf.errors import DataError
 
@@ -152,7 +153,7 @@ def order_by_user_time(user: np.ndarray, ts: np.ndarray | None, item: np.ndarray
     """
     num_items = int(item.max()) + 1 if len(item) else 1
     if ts is None:
-        return np.argsort(user.astype(np.int64) * num_items + item, kind="stable")
+        return np.argsort(pair_keys(user, item, num_items), kind="stable")
     low = ts.min() if len(ts) else 0
     span = int(ts.max() - low) + 1 if len(ts) else 1
     if (int(user.max()) + 1) * span * num_items < 2**62:
@@ -166,7 +167,7 @@ def _collapse_duplicates(
     rows, user_codes, item_codes, num_items, timestamp, policy, raw, dropped
 ) -> np.ndarray:
     """Row numbers left after collapsing repeated (user, item) pairs by ``policy``."""
-    keys = user_codes[rows].astype(np.int64) * num_items + item_codes[rows]
+    keys = pair_keys(user_codes[rows], item_codes[rows], num_items)
     order = np.argsort(keys, kind="stable")
     same = keys[order[1:]] == keys[order[:-1]]
     grouped = np.zeros(len(rows), dtype=bool)

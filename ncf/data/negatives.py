@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ncf.data.pairs import pair_keys
 from ncf.errors import DataError
 
 BITSET_BUDGET = 1 << 30  # bytes
@@ -31,7 +32,7 @@ class PositiveSet:
         bits = num_users * num_items
         self._bitset: np.ndarray | None = None
         self._keys: np.ndarray | None = None
-        keys = user.astype(np.int64) * num_items + item
+        keys = pair_keys(user, item, num_items)
         if bits // 8 + 1 <= BITSET_BUDGET:
             self._bitset = np.zeros(bits // 8 + 1, dtype=np.uint8)
             np.bitwise_or.at(self._bitset, keys >> 3, np.left_shift(1, keys & 7).astype(np.uint8))
@@ -41,7 +42,7 @@ class PositiveSet:
 
     def contains(self, user: np.ndarray, item: np.ndarray) -> np.ndarray:
         """Boolean array: is (user[j], item[j]) a positive? Shapes broadcast."""
-        keys = np.asarray(user, dtype=np.int64) * self.num_items + item
+        keys = pair_keys(user, item, self.num_items)
         if self._bitset is not None:
             return ((self._bitset[keys >> 3] >> (keys & 7).astype(np.uint8)) & 1).astype(bool)
         assert self._keys is not None

@@ -26,11 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ncf.atomic import atomic_write
 from ncf.config import SplitConfig
 from ncf.data.interactions import FixedSplit, Interactions
 from ncf.data.negatives import PositiveSet, sample_candidates
+from ncf.data.pairs import pair_keys
 from ncf.errors import DataError, NcfError
+from ncf.io import atomic_write
 from ncf.rng import rng_for
 
 
@@ -244,8 +245,8 @@ def _fixed_test(data: Interactions, fixed: FixedSplit) -> tuple[np.ndarray, np.n
         raise DataError(
             f"{data.description}: the test file must hold exactly one test case per user"
         )
-    keys = data.user.astype(np.int64) * data.num_items + data.item
-    test_keys = t_user.astype(np.int64) * data.num_items + t_item
+    keys = pair_keys(data.user, data.item, data.num_items)
+    test_keys = pair_keys(t_user, t_item, data.num_items)
     mask = np.isin(keys, test_keys)
     if mask.sum() != len(t_user):
         raise DataError(

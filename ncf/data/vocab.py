@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ncf.errors import DataError, NcfError
+from ncf.io import atomic_write_text
 
 
 @dataclass(frozen=True)
@@ -74,8 +75,6 @@ class Vocabulary:
         return np.fromiter((get(str(r), default) for r in raws), dtype=np.int32, count=len(raws))
 
     def save(self, path: str | Path) -> None:
-        from ncf.atomic import atomic_write_text
-
         atomic_write_text(Path(path), "".join(f"{raw}\n" for raw in self.ids.tolist()))
 
     @classmethod

@@ -36,6 +36,15 @@ from ncf.models.losses import LOSSES, bce_loss, bpr_loss, reduce_mean
 from ncf.models.towers import Tower, l2_or_none
 
 HEADS = ("mf", "gmf", "mlp", "neumf")
+# Keys of the ModelConfig dump that ncf 0.1.0 stored in ``get_config`` as "model_config".
+_LEGACY_KEYS = (
+    "embedding_dim",
+    "mlp_layers",
+    "tower_layers",
+    "dropout",
+    "l2_embedding",
+    "l2_dense",
+)
 
 
 def _interleave(user_parts: list[Any], item_parts: list[Any]) -> list[Any]:
@@ -47,9 +56,15 @@ class NCFModel(keras.Model):
     """Scores ``s(u, i)`` of items for users, as logits.
 
     Args:
-        model_config: ``ModelConfig`` (or its dict). ``type`` must be mf, gmf, mlp or neumf.
         num_users: int. Number of users (ids ``0 .. num_users - 1``).
         num_items: int. Number of items.
+        head: str. Interaction head: ``"mf"``, ``"gmf"``, ``"mlp"`` or ``"neumf"``.
+        embedding_dim: int. Embedding size of mf/gmf and of NeuMF's GMF branch.
+        mlp_layers: list of int. MLP sizes of mlp/neumf; each tower embeds ``mlp_layers[0] // 2``.
+        tower_layers: list of int. Dense ReLU layers after each id embedding.
+        dropout: float. Dropout after each dense layer (training only).
+        l2_embedding: float. L2 penalty on the embedding tables.
+        l2_dense: float. L2 penalty on dense kernels.
         loss: str. ``"bce"`` (pointwise) or ``"bpr"`` (pairwise).
         user_features: optional float32 ``[num_users, F_u]`` side-feature matrix.
         item_features: optional float32 ``[num_items, F_i]`` side-feature matrix.
@@ -61,7 +76,7 @@ class NCFModel(keras.Model):
     Example:
 
     ```python
-    model = build_model(ModelConfig(type="neumf"), num_users=943, num_items=1682)
+    model = NCFModel(num_users=943, num_items=1682, head="neumf", embedding_dim=16)
     model.compile(optimizer="adam")
     model.fit(dataset, epochs=1)  # dataset of ({"user": ..., "item": ...}, label)
     top = keras.ops.top_k(model.score_all(np.arange(10, dtype="int32")), k=10)
@@ -70,9 +85,15 @@ class NCFModel(keras.Model):
 
     def __init__(
         self,
-        model_config: ModelConfig | dict[str, Any],
         num_users: int,
         num_items: int,
+        head: str = "neumf",
+        embedding_dim: int = 8,
+        mlp_layers: list[int] | tuple[int, ...] = (64, 32, 16, 8),
+        tower_layers: list[int] | tuple[int, ...] = (),
+        dropout: float = 0.0,
+        l2_embedding: float = 0.0,
+        l2_dense: float = 0.0,
         loss: str = "bce",
         user_features: np.ndarray | None = None,
         item_features: np.ndarray | None = None,
@@ -82,53 +103,68 @@ class NCFModel(keras.Model):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        config = ModelConfig.model_validate(model_config)
-        if config.type not in HEADS:
-            raise ValueError(f"model type {config.type!r} is not neural; expected one of {HEADS}")
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {head!r}")
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-        self.model_config = config
+        mlp_layers, tower_layers = [int(n) for n in mlp_layers], [int(n) for n in tower_layers]
+        if head in ("mlp", "neumf") and (not mlp_layers or mlp_layers[0] % 2):
+            raise ValueError(f"mlp_layers[0] must be even for {head} (got {mlp_layers})")
+        self.head_type = head
+        self.embedding_dim = int(embedding_dim)
+        self.mlp_layers, self.tower_layers = mlp_layers, tower_layers
+        self.dropout, self.l2_embedding, self.l2_dense = float(dropout), l2_embedding, l2_dense
         self.num_users, self.num_items = int(num_users), int(num_items)
         self.loss_name = loss
         self.max_pair_elements = int(max_pair_elements)
-        gmf, mlp = ("gmf", config.embedding_dim), ("mlp", config.mlp_layers[0] // 2)
-        branches = {"mf": [("mf", config.embedding_dim)], "gmf": [gmf], "mlp": [mlp]}
+        gmf = ("gmf", self.embedding_dim)
+        mlp = ("mlp", mlp_layers[0] // 2 if mlp_layers else 0)
+        branches = {"mf": [("mf", self.embedding_dim)], "gmf": [gmf], "mlp": [mlp]}
         branches["neumf"] = [gmf, mlp]  # (name, embedding size) of each tower pair
         self.user_towers = [
             self._tower("user", b, d, self.num_users, user_features, num_user_features)
-            for b, d in branches[config.type]
+            for b, d in branches[head]
         ]
         self.item_towers = [
             self._tower("item", b, d, self.num_items, item_features, num_item_features)
-            for b, d in branches[config.type]
+            for b, d in branches[head]
         ]
         self.num_user_features = self.user_towers[0].num_features
         self.num_item_features = self.item_towers[0].num_features
         self.user_bias = self.item_bias = None
-        if config.type == "mf":
+        if head == "mf":
             self.user_bias = self._bias_embedding(self.num_users, "user_bias")
             self.item_bias = self._bias_embedding(self.num_items, "item_bias")
         self.head = self._head()
         self.build()
 
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> NCFModel:
+        config = dict(config)
+        legacy = config.pop("model_config", None)  # files saved by ncf 0.1.0
+        if legacy is not None:
+            config["head"] = legacy["type"]
+            for key in _LEGACY_KEYS:
+                config[key] = legacy[key]
+        return cls(**config)
+
     def _tower(
         self, side: str, branch: str, dim: int, num_ids: int, features: Any, num_features: int
     ) -> Tower:
-        c = self.model_config
         return Tower(
             num_ids,
             dim,
-            hidden_layers=c.tower_layers,
-            dropout=c.dropout,
-            l2_embedding=c.l2_embedding,
-            l2_dense=c.l2_dense,
+            hidden_layers=self.tower_layers,
+            dropout=self.dropout,
+            l2_embedding=self.l2_embedding,
+            l2_dense=self.l2_dense,
             num_features=num_features,
             features=features,
             name=f"{side}_{branch}_tower",
         )
 
     def _bias_embedding(self, num_ids: int, name: str) -> keras.layers.Embedding:
-        regularizer = l2_or_none(self.model_config.l2_embedding)
+        regularizer = l2_or_none(self.l2_embedding)
         return keras.layers.Embedding(
             num_ids,
             1,
@@ -138,13 +174,12 @@ class NCFModel(keras.Model):
         )
 
     def _head(self) -> keras.layers.Layer:
-        c = self.model_config
-        if c.type == "mf":
+        if self.head_type == "mf":
             return DotHead(name="head")
-        if c.type == "gmf":
-            return GMFHead(l2_dense=c.l2_dense, name="head")
-        cls = MLPHead if c.type == "mlp" else NeuMFHead
-        return cls(c.mlp_layers[1:], dropout=c.dropout, l2_dense=c.l2_dense, name="head")
+        if self.head_type == "gmf":
+            return GMFHead(l2_dense=self.l2_dense, name="head")
+        cls = MLPHead if self.head_type == "mlp" else NeuMFHead
+        return cls(self.mlp_layers[1:], dropout=self.dropout, l2_dense=self.l2_dense, name="head")
 
     def build(self, input_shape: Any = None) -> None:
         """Create every weight from the config alone (input shapes are always ``[batch]``)."""
@@ -215,9 +250,9 @@ class NCFModel(keras.Model):
 
     def _item_chunk(self, batch: int | None) -> int:
         """Items per block so that a ``[B, chunk, width]`` pair tensor stays within budget."""
-        if self.model_config.type in ("mf", "gmf"):
+        if self.head_type in ("mf", "gmf"):
             return self.num_items
-        layers = self.model_config.mlp_layers
+        layers = self.mlp_layers
         width = max(layers[1:], default=layers[0]) if len(layers) > 1 else layers[0]
         return max(1, self.max_pair_elements // ((batch or 1024) * width))
 
@@ -254,9 +289,15 @@ class NCFModel(keras.Model):
     def get_config(self) -> dict[str, Any]:
         return {
             "name": self.name,
-            "model_config": self.model_config.model_dump(mode="json"),
             "num_users": self.num_users,
             "num_items": self.num_items,
+            "head": self.head_type,
+            "embedding_dim": self.embedding_dim,
+            "mlp_layers": self.mlp_layers,
+            "tower_layers": self.tower_layers,
+            "dropout": self.dropout,
+            "l2_embedding": self.l2_embedding,
+            "l2_dense": self.l2_dense,
             "loss": self.loss_name,
             "num_user_features": self.num_user_features,
             "num_item_features": self.num_item_features,
@@ -272,15 +313,23 @@ def build_model(
     item_features: np.ndarray | None = None,
     loss: str = "bce",
 ) -> NCFModel:
-    """Build the model ``config`` describes; side features are joined where the config asks.
+    """The :class:`NCFModel` that ``config`` describes (the one place config meets model).
 
     A feature matrix is used only when ``config.user_features`` (``item_features``) is true,
     so the config alone decides the architecture ("join when the data has them").
     """
+    if config.type not in HEADS:
+        raise ValueError(f"model type {config.type!r} is not neural; expected one of {HEADS}")
     return NCFModel(
-        config,
         num_users,
         num_items,
+        head=config.type,
+        embedding_dim=config.embedding_dim,
+        mlp_layers=config.mlp_layers,
+        tower_layers=config.tower_layers,
+        dropout=config.dropout,
+        l2_embedding=config.l2_embedding,
+        l2_dense=config.l2_dense,
         loss=loss,
         user_features=user_features if config.user_features else None,
         item_features=item_features if config.item_features else None,

@@ -23,8 +23,8 @@ from ncf.models.model import NCFModel
 
 
 def _check_type(model: keras.Model, expected: str, role: str) -> NCFModel:
-    if not isinstance(model, NCFModel) or model.model_config.type != expected:
-        found = getattr(getattr(model, "model_config", None), "type", type(model).__name__)
+    if not isinstance(model, NCFModel) or model.head_type != expected:
+        found = getattr(model, "head_type", type(model).__name__)
         raise ValueError(f"{role} must be an NCFModel of type {expected!r}, got {found!r}")
     return model
 

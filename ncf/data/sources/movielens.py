@@ -35,15 +35,9 @@ import pandas as pd
 from ncf.config import DataConfig
 from ncf.data.interactions import RawData
 from ncf.data.sources.tabular import read_delimited, read_table
+from ncf.data.sources.tfds_source import TFDS_NAMES, load_tfds
 from ncf.errors import DataError
 
-TFDS_NAMES = {
-    "ml-100k": "movielens/100k-ratings",
-    "ml-1m": "movielens/1m-ratings",
-    "ml-20m": "movielens/20m-ratings",
-    "ml-25m": "movielens/25m-ratings",
-    "ml-latest-small": "movielens/latest-small-ratings",
-}
 GENRES_100K = (
     "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
     "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
@@ -110,8 +104,6 @@ def detect_layout(folder: Path) -> str:
 
 
 def _from_tfds(name: str) -> RawData:
-    from ncf.data.sources.tfds_source import load_tfds
-
     root = os.environ.get("NCF_DATA_DIR")
     where = f"$NCF_DATA_DIR/{name} ({Path(root) / name})" if root else "NCF_DATA_DIR (not set)"
     context = f"data.source movielens: no data.path and no folder at {where}, so tried tfds. "

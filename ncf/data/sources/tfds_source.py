@@ -27,6 +27,13 @@ from ncf.data.interactions import RawData
 from ncf.errors import DataError
 
 DEFAULT_NAME = "movielens/100k-ratings"
+TFDS_NAMES = {  # MovieLens folder names -> tfds names
+    "ml-100k": "movielens/100k-ratings",
+    "ml-1m": "movielens/1m-ratings",
+    "ml-20m": "movielens/20m-ratings",
+    "ml-25m": "movielens/25m-ratings",
+    "ml-latest-small": "movielens/latest-small-ratings",
+}
 BATCH = 65_536
 _ITEM_KEYS = ("movie_title",)
 _USER_KEYS = ("user_gender", "bucketized_user_age", "user_occupation_text")
@@ -35,8 +42,6 @@ _NO_GENRE = "(no genres listed)"
 
 def read_tfds(config: DataConfig) -> RawData:
     """``data.source: tfds``: the prepared tfds data set named by ``data.name``."""
-    from ncf.data.sources.movielens import TFDS_NAMES
-
     name = config.name or DEFAULT_NAME
     return load_tfds(TFDS_NAMES.get(name, name))
 

@@ -49,3 +49,37 @@ def format_metrics(
         )
         rows.append(protocol.ljust(10) + cells)
     return "\n".join(rows)
+
+
+HEADLINE = ("HR", "NDCG", "MRR", "Recall")  # metric families shown in terminal tables
+
+
+def headline(metrics: Mapping[str, Mapping[str, float]]) -> list[str]:
+    """The headline metric names (HR@K, NDCG@K, MRR, Recall@K) present in ``metrics``."""
+    first: Mapping[str, float] = next(iter(metrics.values()), {})
+    return [k for k in first if k.split("@")[0] in HEADLINE]
+
+
+def format_run_result(metrics: Mapping[str, object], run_dir: object) -> str:
+    """What ``ncf train`` prints at the end: which model was tested, its metrics, the folder."""
+    refit, fit_on = metrics.get("refit"), ""
+    if isinstance(refit, Mapping):
+        fit_on = f", refit on train + validation for {refit['epochs']} epochs"
+    elif metrics.get("fit_on") == "train+val":
+        fit_on = ", fitted on train + validation"
+    test = metrics["test"]
+    assert isinstance(test, Mapping)
+    lines = [f"\ntest metrics ({metrics['model']}{fit_on}):", format_metrics(test, headline(test))]
+    if metrics.get("stopped") == "epoch cap":
+        lines.append("\n" + epoch_cap_note(metrics))
+    lines.append(f"\nrun directory: {run_dir}")
+    return "\n".join(lines)
+
+
+def epoch_cap_note(metrics: Mapping[str, object]) -> str:
+    """The warning for a selection phase that ran every epoch of ``train.epochs``."""
+    ran, best = metrics.get("epochs_run"), metrics.get("best_epoch")
+    note = f"note: early stopping never triggered: the run stopped at the epoch cap (train.epochs={ran})"
+    if best == ran:
+        return note + "; the last epoch was the best, so validation was still improving: raise train.epochs"
+    return note + f" with epoch {best} the best so far; a larger train.epochs might find a better one"

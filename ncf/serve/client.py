@@ -12,7 +12,7 @@ code is needed) and reads ``assets/model.json`` and the item titles when present
   or an export without that signature (popularity, user-kNN), is an :class:`NcfError`.
 
 ``k`` must lie in ``1..num_items``; padding slots (``""`` ids) are dropped from the lists.
-The HTTP server is in :mod:`ncf.server`.
+The HTTP server is in :mod:`ncf.serve.http`.
 """
 
 from __future__ import annotations

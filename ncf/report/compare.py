@@ -13,20 +13,10 @@ import io
 from pathlib import Path
 from typing import Any
 
-from ncf.atomic import atomic_write_text
 from ncf.errors import NcfError
-from ncf.rundir import RunDir
-
-HYPERPARAMETERS = {
-    "mf": ("embedding_dim", "l2_embedding"),
-    "gmf": ("embedding_dim",),
-    "mlp": ("mlp_layers",),
-    "neumf": ("embedding_dim", "mlp_layers"),
-    "itemknn": ("neighbours", "shrinkage", "weighting"),
-    "userknn": ("neighbours", "shrinkage", "weighting"),
-    "popularity": (),
-}
-
+from ncf.io import atomic_path, atomic_write_text
+from ncf.registry import family
+from ncf.train.rundir import RunDir
 
 def collect(run_paths: list[str | Path], ks: list[int]) -> list[dict[str, Any]]:
     """One row per run: name, model, hyperparameters, metrics per protocol, seconds."""
@@ -45,9 +35,9 @@ def collect(run_paths: list[str | Path], ks: list[int]) -> list[dict[str, Any]]:
 
 def _row(run: RunDir, ks: list[int]) -> dict[str, Any]:
     config, metrics = run.config, run.metrics()
-    model = config.model
-    params = {name: getattr(model, name) for name in HYPERPARAMETERS[model.type]}
-    if not model.is_baseline:
+    model, kind = config.model, family(config.model.type)
+    params = {name: getattr(model, name) for name in kind.hyperparameters}
+    if kind.neural:
         train = config.train
         params.update(negatives=train.num_negatives, lr=train.learning_rate, batch=train.batch_size)
         params["loss"] = train.loss
@@ -124,10 +114,9 @@ def plot(rows: list[dict[str, Any]], k: int, path: Path) -> None:
         ax.set_title(f"{protocol} protocol (test split)")
         ax.legend(loc="upper left", ncols=2)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
-    tmp.replace(path)
 
 
 def write_report(rows: list[dict[str, Any]], out: Path, k: int) -> list[Path]:

@@ -12,6 +12,11 @@ checks it for every recommender). Implementations must not modify their input ar
 evaluator passes read-only broadcast views). The evaluator (``ncf.evaluation``) talks to
 nothing else, so neural models and the baselines are compared on the same footing.
 
+For serving, a fitted model describes itself as one of a few closed forms
+(``serving_form()``): :class:`ItemToItem`, :class:`UserToUser`, :class:`ItemPrior` or
+:class:`KerasModel`. :mod:`ncf.serve.signatures` has one TensorFlow servable per form, so a
+new model family whose scores take one of these forms is served without new serving code.
+
 This module also holds :func:`top_k_mask` and :func:`top_k`, the deterministic top-K used
 both for recommendation lists and for pruning kNN neighbourhoods: among equal scores the
 lower column index wins, so the result never depends on how a row was chunked.
@@ -19,7 +24,8 @@ lower column index wins, so the result never depends on how a row was chunked.
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -59,6 +65,41 @@ class MatrixScorer:
 
     def score_all(self, users: np.ndarray) -> np.ndarray:
         return self.scores[np.asarray(users)]
+
+
+@dataclass(frozen=True)
+class ItemToItem:
+    """``s(u, i) = (X W)[u, i]``: the user's row of X [users, items] times W [items, items].
+
+    ``weights`` is scipy sparse (item-kNN's S^T) or a dense array. ``similarity`` [items,
+    items] gives ``similar_items`` (row i: the items most similar to i); None for none.
+    """
+
+    interactions: Any
+    weights: Any
+    similarity: Any | None = None
+
+
+@dataclass(frozen=True)
+class UserToUser:
+    """``s(u, i) = (S X)[u, i]`` with S [users, users] (user-kNN); no item similarity."""
+
+    similarity: Any
+    interactions: Any
+
+
+@dataclass(frozen=True)
+class ItemPrior:
+    """``s(u, i) = scores[i]`` for every user (popularity); no item similarity."""
+
+    scores: np.ndarray
+
+
+@dataclass(frozen=True)
+class KerasModel:
+    """A Keras ``NCFModel``; similar items are the nearest item embeddings (cosine)."""
+
+    model: Any
 
 
 def top_k_mask(scores: np.ndarray, k: int) -> np.ndarray:

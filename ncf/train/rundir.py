@@ -11,8 +11,10 @@ Layout::
       vocab/item_titles.txt  item titles aligned with items.txt (when the data has them)
       vocab/side_features.npz  user and item side-feature matrices (when used)
       checkpoints/         epoch-NNNN.keras (model + optimizer), best-NNNN.weights.h5, state.json
+                           (refit/ the same for the refit phase; see ncf.train.state)
       tensorboard/         event files and the embedding projector
-      model.keras          the final model (best validation epoch), or baseline/ for baselines
+      model.keras          the final model (best validation epoch, or the refit), or baseline/
+      selected.keras       with train.refit: the model chosen on validation (trained on train)
       metrics.json         val and test metrics, history, timings: written last
 
 Every file is written atomically, so a crash never leaves a half-written one; a run is
@@ -21,19 +23,19 @@ complete exactly when ``metrics.json`` exists. Evaluation and export read nothin
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ncf.atomic import atomic_write, atomic_write_text
 from ncf.config import Config, config_to_dict, load_config, save_config
 from ncf.data.dataset import Dataset, data_stats
 from ncf.data.split import Split
 from ncf.data.vocab import Vocabulary
 from ncf.errors import NcfError
+from ncf.io import atomic_write_text, load_npz, read_json, save_npz, write_json
+from ncf.registry import family
 
 
 def new_run_dir(config: Config) -> Path:
@@ -91,29 +93,6 @@ def _or_empty(matrix: np.ndarray | None) -> np.ndarray:
     return np.zeros((0, 0), np.float32) if matrix is None else matrix
 
 
-def save_npz(path: Path, **arrays: np.ndarray) -> None:
-    atomic_write(path, lambda fh: np.savez(fh, **arrays))  # type: ignore[arg-type]
-
-
-def write_json(path: Path, payload: Any) -> None:
-    atomic_write_text(path, json.dumps(payload, indent=2, default=_jsonable) + "\n")
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def read_json(path: Path) -> Any:
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise NcfError(f"{path}: not found; is this a complete run directory?") from None
-
-
 def resolve_run(path: str | Path) -> Path:
     """A run directory, or a folder of runs (``runs/gmf``) meaning its newest finished run."""
     path = Path(path)
@@ -160,10 +139,7 @@ class RunDir:
 
     def side_features(self) -> dict[str, np.ndarray]:
         path = self.path / "vocab" / "side_features.npz"
-        if not path.is_file():
-            return {}
-        with np.load(path) as npz:
-            return {k: npz[k] for k in npz.files}
+        return load_npz(path) if path.is_file() else {}
 
     def data_info(self) -> dict[str, Any]:
         return read_json(self.path / "data.json")
@@ -175,21 +151,22 @@ class RunDir:
             )
         return read_json(self.path / "metrics.json")
 
-    def load_scorer(self):
-        """The trained model or baseline of this run, behind the evaluator's Scorer interface."""
+    def load_scorer(self) -> Any:
+        """The run's final model or baseline, behind the evaluator's Scorer interface."""
+        return family(self.config.model.type).load(self.path)
+
+    def evaluate(self, which: str, protocols: list[str], ks: list[int]) -> dict[str, Any]:
+        """Rank the ``which`` split ("test" or "val") with the run's final model."""
+        from ncf.evaluation import evaluate
+
         config = self.config
-        if config.model.is_baseline:
-            from ncf.baselines import load_baseline
-
-            if not (self.path / "baseline").is_dir():
-                raise NcfError(f"{self.path}: no baseline/ folder; has the run finished?")
-            return load_baseline(self.path / "baseline")
-        import keras
-
-        from ncf.neural import NeuralScorer
-
-        if not (self.path / "model.keras").is_file():
+        if which == "val" and config.train.refit:
             raise NcfError(
-                f"{self.path}: no model.keras; has the run finished? (resume it with ncf train --resume)"
+                f"{self.path}: this run's model was refit on train + validation, so ranking the "
+                "validation split with it says nothing; the validation metrics of the model chosen "
+                'on validation are in its metrics.json ("val")'
             )
-        return NeuralScorer(keras.models.load_model(self.path / "model.keras"))
+        split = self.split()
+        if max(ks) > split.num_items:
+            raise NcfError(f"--k {max(ks)} is larger than the catalogue ({split.num_items} items)")
+        return evaluate(self.load_scorer(), split, which, protocols, ks, config.eval.batch_users)

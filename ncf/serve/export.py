@@ -11,7 +11,7 @@
       assets/users.txt, items.txt     the vocabularies (also inside the graph)
       assets/item_titles.txt          item titles aligned with items.txt (when the run has them)
 
-The signatures and their exact shapes are specified in :mod:`ncf.signatures`. ``N``
+The signatures and their exact shapes are specified in :mod:`ncf.serve.signatures`. ``N``
 defaults to one more than the largest numeric folder in ``EXPORT_BASE`` (1 when empty).
 The version is written into a hidden temporary sibling (``.tmp-export-<pid>-...``) and
 renamed into place in one ``os.rename``, so a crash never leaves a half-written version;
@@ -37,7 +37,8 @@ import scipy.sparse as sp
 
 from ncf.config import Config, apply_overrides, build_config, config_to_dict, save_config
 from ncf.errors import NcfError
-from ncf.rundir import RunDir, resolve_run
+from ncf.io import write_json
+from ncf.train.rundir import RunDir, resolve_run
 
 EXPORT_FORMAT = 1
 TMP_PREFIX = ".tmp-export-"
@@ -70,7 +71,7 @@ def export_run(
     try:
         info = _write_saved_model(run, config, metrics, tmp)
         info["version"] = version
-        _write_json(tmp / "assets" / "model.json", info)
+        write_json(tmp / "assets" / "model.json", info)
         _fsync_tree(tmp)
         if target.exists():
             raise NcfError(f"{target} appeared while exporting; versions are never overwritten")
@@ -138,7 +139,7 @@ def _write_saved_model(run: RunDir, config: Config, metrics: dict, out: Path) ->
     assets = out / "assets"
     assets.mkdir(exist_ok=True)
     save_config(config, assets / "config.yaml")
-    _write_json(assets / "metrics.json", metrics)
+    write_json(assets / "metrics.json", metrics)
     for name in ("users.txt", "items.txt", "item_titles.txt"):
         source = run.path / "vocab" / name
         if source.is_file():
@@ -168,11 +169,11 @@ def _write_saved_model(run: RunDir, config: Config, metrics: dict, out: Path) ->
 
 
 def build_servable(run: RunDir, config: Config) -> Any:
-    """The :class:`ncf.signatures.Servable` for the run's model type."""
-    from ncf import signatures as sig
+    """The servable of the run's final model: its ``serving_form()`` plus the vocabularies,
+    popularity and seen items every servable holds (:mod:`ncf.serve.signatures`)."""
+    from ncf.serve.signatures import servable_for
 
     split = run.split()
-    users, items = run.users().ids, run.items().ids
     seen_user = np.concatenate([split.train_user, split.val_user])
     seen_item = np.concatenate([split.train_item, split.val_item])
     seen = sp.csr_matrix(
@@ -181,39 +182,14 @@ def build_servable(run: RunDir, config: Config) -> Any:
     )
     seen.sum_duplicates()
     seen.sort_indices()
-    common = {
-        "users": users,
-        "items": items,
-        "popularity": np.bincount(split.train_item, minlength=split.num_items),
-        "seen": seen,
-        "exclude_seen": config.export.exclude_seen,
-    }
-    kind = config.model.type
-    if not config.model.is_baseline:
-        return sig.NeuralServable(_load_keras(run), **common)
-    from ncf.baselines import load_baseline
-
-    baseline = load_baseline(run.path / "baseline")
-    if kind == "popularity":
-        return sig.PopularityServable(**common)
-    return sig.NeighbourServable(baseline, kind, **common)
-
-
-def _load_keras(run: RunDir) -> Any:
-    import keras
-
-    import ncf.models  # noqa: F401  (registers the custom layers)
-
-    path = run.path / "model.keras"
-    if not path.is_file():
-        raise NcfError(f"{path}: not found; the run has no final model to export")
-    return keras.models.load_model(path)
-
-
-def _write_json(path: Path, payload: Any) -> None:
-    from ncf.rundir import write_json
-
-    write_json(path, payload)
+    return servable_for(
+        run.load_scorer().serving_form(),
+        users=run.users().ids,
+        items=run.items().ids,
+        popularity=np.bincount(split.train_item, minlength=split.num_items),
+        seen=seen,
+        exclude_seen=config.export.exclude_seen,
+    )
 
 
 def _fsync_tree(root: Path) -> None:

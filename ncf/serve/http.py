@@ -26,7 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from ncf.errors import NcfError
-from ncf.serving import Export
+from ncf.serve.client import Export
 
 MAX_BODY = 1 << 20  # bytes
 MAX_RANKED_ROWS = 1024  # users (items) per recommend (similar_items) request: [B, N] scores

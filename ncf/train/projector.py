@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ncf.io import atomic_write_text
+
 
 def write_projector(log_dir: Path, embeddings: np.ndarray, run_dir: Path) -> None:
     import tensorflow as tf
@@ -27,7 +29,7 @@ def write_projector(log_dir: Path, embeddings: np.ndarray, run_dir: Path) -> Non
     rows = ["id\ttitle"] + [
         f"{_clean(i)}\t{_clean(t) or _clean(i)}" for i, t in zip(ids, titles, strict=True)
     ]
-    (log_dir / "items.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    atomic_write_text(log_dir / "items.tsv", "\n".join(rows) + "\n")
     variable = tf.Variable(np.asarray(embeddings, np.float32), name="item_embeddings")
     checkpoint = tf.train.Checkpoint(item_embeddings=variable)
     checkpoint.save(str(log_dir / "embeddings.ckpt"))

@@ -25,7 +25,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 import tensorflow as tf
+
+from ncf.scorer import ItemPrior, ItemToItem, KerasModel, UserToUser
 
 IDS = tf.TensorSpec([None], tf.string)
 K = tf.TensorSpec([], tf.int32)
@@ -176,12 +179,13 @@ class Servable(tf.Module):
 
 
 class NeuralServable(Servable):
-    """A Keras ``NCFModel``; similarity is cosine over ``item_embeddings()``."""
+    """A Keras ``NCFModel`` (:class:`~ncf.scorer.KerasModel`); similarity is cosine over
+    ``item_embeddings()``."""
 
-    def __init__(self, model: Any, **common: Any) -> None:
+    def __init__(self, form: KerasModel, **common: Any) -> None:
         super().__init__(**common)
-        self.model = model
-        vectors = np.asarray(model.item_embeddings(), dtype=np.float32)
+        self.model = form.model
+        vectors = np.asarray(self.model.item_embeddings(), dtype=np.float32)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         self.unit_items = _var(vectors / np.maximum(norms, 1e-12), tf.float32)  # [N, d]
         self._enable_similar()
@@ -202,29 +206,27 @@ class NeuralServable(Servable):
         return tf.matmul(tf.gather(self.unit_items, items), self.unit_items, transpose_b=True)
 
 
-class NeighbourServable(Servable):
-    """Item-kNN (``X[u] @ S.T``, S over items) or user-kNN (``S[u] @ X``, S over users)."""
+class ItemToItemServable(Servable):
+    """``X[u] @ W`` (:class:`~ncf.scorer.ItemToItem`, e.g. item-kNN with W = S^T), sparse.
 
-    def __init__(self, baseline: Any, kind: str, **common: Any) -> None:
+    ``similar_items`` reads rows of the form's ``similarity``; non-neighbours are padding.
+    """
+
+    def __init__(self, form: ItemToItem, **common: Any) -> None:
         super().__init__(**common)
-        self.kind = kind
-        self.interactions = csr_variables(baseline.interactions)  # X [users, items]
-        self.similarity = csr_variables(baseline.similarity)
-        self.scoring = self.similarity
-        if kind == "itemknn":
-            self.scoring = csr_variables(baseline.scoring_matrix)  # S.T: candidates' neighbourhoods
+        if not sp.issparse(form.weights):
+            raise TypeError("ItemToItemServable serves sparse weights only")
+        self.interactions = csr_variables(sp.csr_matrix(form.interactions))  # X [users, items]
+        self.weights = csr_variables(sp.csr_matrix(form.weights))
+        if form.similarity is not None:
+            self.similarity = csr_variables(sp.csr_matrix(form.similarity))
             self._enable_similar()
 
-    def _operands(self) -> tuple[Csr, Csr]:
-        if self.kind == "itemknn":
-            return self.interactions, self.scoring
-        return self.scoring, self.interactions
-
     def _rows(self, users: tf.Tensor) -> tf.Tensor:
-        return sparse_product_rows(*self._operands(), users, self.num_items)
+        return sparse_product_rows(self.interactions, self.weights, users, self.num_items)
 
     def _pairs(self, users: tf.Tensor, items: tf.Tensor) -> tf.Tensor:
-        return sparse_product_pairs(*self._operands(), users, items)
+        return sparse_product_pairs(self.interactions, self.weights, users, items)
 
     def _similar(self, items: tf.Tensor) -> tf.Tensor:
         batch, cols, vals = expand_rows(self.similarity, items)
@@ -232,11 +234,43 @@ class NeighbourServable(Servable):
         return tf.tensor_scatter_nd_update(rows, tf.stack([batch, cols], axis=1), vals)
 
 
-class PopularityServable(Servable):
-    """Train counts for everyone; there is no item similarity, so no ``similar_items``."""
+class UserToUserServable(Servable):
+    """``S[u] @ X`` (:class:`~ncf.scorer.UserToUser`, user-kNN); no item similarity."""
+
+    def __init__(self, form: UserToUser, **common: Any) -> None:
+        super().__init__(**common)
+        self.similarity = csr_variables(sp.csr_matrix(form.similarity))
+        self.interactions = csr_variables(sp.csr_matrix(form.interactions))
 
     def _rows(self, users: tf.Tensor) -> tf.Tensor:
-        return tf.tile(self.popularity[None, :], tf.stack([tf.size(users), 1]))
+        return sparse_product_rows(self.similarity, self.interactions, users, self.num_items)
 
     def _pairs(self, users: tf.Tensor, items: tf.Tensor) -> tf.Tensor:
-        return tf.gather(self.popularity, items)
+        return sparse_product_pairs(self.similarity, self.interactions, users, items)
+
+
+class ItemPriorServable(Servable):
+    """The same item scores for everyone (:class:`~ncf.scorer.ItemPrior`, popularity)."""
+
+    def __init__(self, form: ItemPrior, **common: Any) -> None:
+        super().__init__(**common)
+        self.prior = _var(np.asarray(form.scores, np.float32), tf.float32)
+
+    def _rows(self, users: tf.Tensor) -> tf.Tensor:
+        return tf.tile(self.prior[None, :], tf.stack([tf.size(users), 1]))
+
+    def _pairs(self, users: tf.Tensor, items: tf.Tensor) -> tf.Tensor:
+        return tf.gather(self.prior, items)
+
+
+SERVABLES: dict[type, type[Servable]] = {
+    KerasModel: NeuralServable,
+    ItemToItem: ItemToItemServable,
+    UserToUser: UserToUserServable,
+    ItemPrior: ItemPriorServable,
+}
+
+
+def servable_for(form: Any, **common: Any) -> Servable:
+    """The servable of a scorer's ``serving_form()``; ``common`` as :class:`Servable` takes."""
+    return SERVABLES[type(form)](form, **common)

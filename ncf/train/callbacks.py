@@ -1,0 +1,251 @@
+"""Keras callbacks of a training phase, one job each, in the order they run after an epoch.
+
+They share the phase's :class:`~ncf.train.state.PhaseState`:
+
+1. :class:`Validation` ranks the validation split (``val/sampled/NDCG@10``, ...).
+2. :class:`NanGuard` stops at the first non-finite batch loss (``state.diverged_epoch``).
+3. :class:`EarlyStopping` compares the monitored metric with the best so far and sets
+   Keras' ``model.stop_training`` once ``patience`` epochs passed without improvement.
+4. :class:`EpochLog` appends the epoch's record (loss, metrics, seconds) to the history and
+   logs the one-line summary.
+5. :class:`Checkpointer` saves the epoch's model with its optimizer state, the best weights
+   when the epoch improved, then ``state.json`` (see :mod:`ncf.train.state`).
+6. :class:`TensorBoardWriter` writes the epoch scalars and weight histograms with
+   ``tf.summary`` directly, so every promised tag is there.
+
+After a diverged epoch the last four do nothing, so the last good checkpoint stays.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from ncf.train.state import PhaseState, remove_stale, save_model, save_state
+
+log = logging.getLogger(__name__)
+
+EvalFn = Callable[[], dict[str, dict[str, float]]]
+SHOWN = ("sampled/HR@10", "sampled/NDCG@10", "full/HR@10", "full/NDCG@10")
+
+
+class Validation(keras.callbacks.Callback):
+    """Evaluates the validation split at the end of every epoch.
+
+    Args:
+        evaluate: ranks the validation split with the model being trained.
+        monitor: the key early stopping watches, e.g. ``val/sampled/NDCG@10``.
+    """
+
+    def __init__(self, evaluate: EvalFn, monitor: str) -> None:
+        super().__init__()
+        self.evaluate = evaluate
+        self.monitor = monitor
+        self.seconds = 0.0
+        self.results: dict[str, float] = {}  # every metric, flat: "val/full/Recall@20"
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        start = time.perf_counter()
+        nested = self.evaluate()
+        self.seconds = time.perf_counter() - start
+        self.results = {
+            f"val/{protocol}/{name}": float(value)
+            for protocol, values in nested.items()
+            for name, value in values.items()
+            if name != "cases"
+        }
+        if logs is not None:  # the progress bar shows the headline metrics only
+            for key, value in self.results.items():
+                if key == self.monitor or key.removeprefix("val/") in SHOWN:
+                    logs[key] = value
+
+
+class NanGuard(keras.callbacks.Callback):
+    """Stops at the first NaN or infinite loss and records the epoch in the state."""
+
+    def __init__(self, state: PhaseState) -> None:
+        super().__init__()
+        self.state = state
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.state.diverged_epoch = self._epoch
+            self.model.stop_training = True
+
+
+class EarlyStopping(keras.callbacks.Callback):
+    """Tracks the best validation value; stops after ``patience`` epochs without improving.
+
+    Without validation (``validation=None``, a refit) every epoch counts as an improvement
+    and nothing stops early. ``patience=0`` never stops early.
+    """
+
+    def __init__(
+        self, state: PhaseState, validation: Validation | None, patience: int, min_delta: float
+    ) -> None:
+        super().__init__()
+        self.state, self.validation = state, validation
+        self.patience, self.min_delta = patience, min_delta
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        state = self.state
+        if state.diverged_epoch is not None:
+            return
+        value = self.validation.results.get(self.validation.monitor) if self.validation else None
+        state.improved = value is None or state.best is None or value > state.best + self.min_delta
+        if state.improved:
+            state.best, state.best_epoch, state.wait = value, epoch + 1, 0
+        else:
+            state.wait += 1
+        if self.patience and state.wait >= self.patience:
+            state.stopped = "early stopping"
+            self.model.stop_training = True
+
+
+class EpochLog(keras.callbacks.Callback):
+    """Appends each epoch's record to ``state.history`` and logs its summary line.
+
+    Args:
+        state: the phase state.
+        validation: the Validation callback, or None.
+        timings: extra named seconds measured elsewhere (negative sampling).
+        label: first word of the summary line (``epoch``, ``refit epoch``).
+    """
+
+    def __init__(
+        self,
+        state: PhaseState,
+        validation: Validation | None,
+        timings: Callable[[], dict[str, float]],
+        label: str,
+    ) -> None:
+        super().__init__()
+        self.state, self.validation = state, validation
+        self.timings, self.label = timings, label
+        self._start = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.state.diverged_epoch is not None:
+            return
+        results = self.validation.results if self.validation else {}
+        seconds = {"epoch": time.perf_counter() - self._start, **self.timings()}
+        seconds["eval"] = self.validation.seconds if self.validation else 0.0
+        seconds["train"] = seconds["epoch"] - seconds["eval"]
+        record = {
+            "epoch": epoch + 1,
+            "loss": float((logs or {}).get("loss", float("nan"))),
+            "seconds": seconds,
+            "val": {k.removeprefix("val/"): v for k, v in results.items()},
+        }
+        self.state.history.append(record)
+        monitor = self.validation.monitor if self.validation else ""
+        improved = self.state.improved and bool(results)
+        log.info(summary_line(record, monitor, improved, self.label))
+
+
+def summary_line(record: dict[str, Any], monitor: str, improved: bool, label: str) -> str:
+    """``epoch   3  loss 0.3012  sampled/HR@10 0.6123 ... (1.2s: train 1.0, eval 0.2) *``."""
+    val = record["val"]
+    shown = [k for k in SHOWN if k in val]
+    key = monitor.removeprefix("val/")
+    if key in val and key not in shown:
+        shown.append(key)
+    parts = "".join(f"{k} {val[k]:.4f} " for k in shown)
+    secs = record["seconds"]
+    timing = f"{secs['epoch']:.1f}s"
+    if val:
+        timing += f": train {secs.get('train', 0):.1f}, eval {secs.get('eval', 0):.1f}"
+    mark = " *" if improved else ""
+    return f"{label} {record['epoch']:3d}  loss {record['loss']:.4f}  {parts} ({timing}){mark}"
+
+
+class Checkpointer(keras.callbacks.Callback):
+    """Writes the epoch checkpoint, the best weights (when improved) and ``state.json``."""
+
+    def __init__(self, folder: Path, state: PhaseState) -> None:
+        super().__init__()
+        self.folder, self.state = folder, state
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        state = self.state
+        if state.diverged_epoch is not None:
+            return
+        if state.improved:
+            state.best_weights = f"best-{epoch + 1:04d}.weights.h5"
+            save_model(self.model, self.folder / state.best_weights)
+        state.epoch = epoch + 1
+        state.checkpoint = f"epoch-{epoch + 1:04d}.keras"
+        save_model(self.model, self.folder / state.checkpoint)
+        save_state(self.folder, state)  # last: it names the files written above
+        remove_stale(self.folder, {state.checkpoint, state.best_weights or ""})
+
+
+class TensorBoardWriter(keras.callbacks.Callback):
+    """Epoch scalars (``train/loss``, ``train/learning_rate``, ``val/...``) and histograms."""
+
+    def __init__(
+        self,
+        log_dir: Path,
+        histograms: bool,
+        state: PhaseState,
+        validation: Validation | None,
+    ) -> None:
+        super().__init__()
+        import tensorflow as tf
+
+        self.writer = tf.summary.create_file_writer(str(log_dir))
+        self.histograms = histograms
+        self.state, self.validation = state, validation
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        import tensorflow as tf
+
+        if self.state.diverged_epoch is not None:
+            return
+        step = epoch + 1
+        with self.writer.as_default():
+            for name, value in (logs or {}).items():
+                if not name.startswith("val/"):
+                    tf.summary.scalar(f"train/{name}", float(value), step=step)
+            for name, value in (self.validation.results if self.validation else {}).items():
+                tf.summary.scalar(name, value, step=step)
+            tf.summary.scalar("train/learning_rate", current_learning_rate(self.model), step=step)
+            if self.histograms:
+                for weight in self.model.weights:
+                    tf.summary.histogram(f"weights/{weight.path}", weight, step=step)
+        self.writer.flush()
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def current_learning_rate(model: keras.Model) -> float:
+    return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+
+
+class EpochProgbar(keras.callbacks.ProgbarLogger):
+    """Keras' progress bar, told the phase's real number of epochs (fit() runs one at a time)."""
+
+    def __init__(self, total_epochs: int) -> None:
+        super().__init__()
+        self.total_epochs = total_epochs
+
+    def set_params(self, params: dict[str, Any]) -> None:
+        super().set_params({**params, "epochs": self.total_epochs})

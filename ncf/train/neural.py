@@ -1,0 +1,185 @@
+"""Fitting a neural model: a selection phase, then (with ``train.refit``) a refit phase.
+
+1. **Selection** trains on train, validates after every epoch and stops early on
+   ``train.early_stopping``; the best epoch's weights are restored. Its checkpoints are in
+   ``RUN/checkpoints``, its TensorBoard logs in ``RUN/tensorboard``.
+2. **Refit** (``train.refit``) trains a fresh model (same seed) on train + validation for
+   the number of epochs selection chose, with no validation; ``RUN/checkpoints/refit`` and
+   ``RUN/tensorboard/refit``. Selection's model is kept as ``RUN/selected.keras``.
+
+The final model (the refit one, or the selected one) is saved as ``RUN/model.keras``; the
+item embeddings go to TensorBoard's projector. Both phases run through one function,
+:func:`ncf.train.phase.run_phase`.
+
+NeuMF with ``model.pretrained`` starts from trained GMF and MLP runs (He et al. 2017,
+§3.4.1): the selection phase from their ``selected.keras`` where they have one (a model that
+never saw the validation split), the refit from their final ``model.keras``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ncf.config import Config
+from ncf.data.dataset import Dataset
+from ncf.errors import ConfigError, NcfError
+from ncf.train.fitted import Fitted
+from ncf.train.phase import Phase, PhaseResult, run_phase
+from ncf.train.state import load_state, save_model
+
+log = logging.getLogger(__name__)
+
+SELECTED_MODEL = "selected.keras"  # a refit run's model chosen on validation (train only)
+# Pretrained files, in order of preference: the selection phase must not start from a model
+# that saw the validation split; the refit starts from the pretrained runs' final models.
+PRETRAINED_SELECTED = (SELECTED_MODEL, "model.keras")
+PRETRAINED_FINAL = ("model.keras",)
+
+
+def fit_neural(
+    config: Config,
+    dataset: Dataset,
+    path: Path,
+    monitor: str,
+    verbose: int,
+    extra_callbacks: Sequence[Any] = (),
+) -> Fitted:
+    """Select the epoch on validation (then refit, if configured) and save ``model.keras``."""
+    from ncf.models.scorer import NeuralScorer
+
+    selection = run_phase(
+        config,
+        dataset,
+        Phase(
+            "epoch",
+            path / "checkpoints",
+            path / "tensorboard",
+            config.train.epochs,
+            dataset.split,
+            validate=True,
+        ),
+        lambda: build_for(config, dataset, PRETRAINED_SELECTED),
+        monitor,
+        verbose,
+        extra_callbacks,
+    )
+    state = selection.state
+    extra: dict[str, Any] = {
+        "best_epoch": state.best_epoch,
+        "monitor": monitor,
+        "epochs_run": len(state.history),
+        "stopped": state.stopped,
+        **_throughput(selection),
+    }
+    final = selection.model
+    if config.train.refit:
+        save_model(selection.model, path / SELECTED_MODEL)
+        refit = _refit(config, dataset, path, int(state.best_epoch or 0), verbose, extra_callbacks)
+        final, extra["refit"] = refit.model, {"epochs": refit.state.epoch, **_throughput(refit)}
+        extra["refit"]["history"] = refit.state.history
+    save_model(final, path / "model.keras")
+    if config.train.histograms:
+        from ncf.train.projector import write_projector
+
+        write_projector(path / "tensorboard", final.item_embeddings(), path)
+    selected = NeuralScorer(selection.model)
+    return Fitted(selected, NeuralScorer(final) if final is not selection.model else selected,
+                  state.history, extra)  # fmt: skip
+
+
+def _refit(
+    config: Config,
+    dataset: Dataset,
+    path: Path,
+    epochs: int,
+    verbose: int,
+    extra_callbacks: Sequence[Any],
+) -> PhaseResult:
+    folder = path / "checkpoints" / "refit"
+    state = load_state(folder)
+    if state is None or state.epoch < epochs:
+        log.info(f"refit: training a fresh model on train + validation for {epochs} epochs")
+    phase = Phase(
+        "refit epoch",
+        folder,
+        path / "tensorboard" / "refit",
+        epochs,
+        dataset.split.with_validation_in_train(),
+        validate=False,
+    )
+    build = lambda: build_for(config, dataset, PRETRAINED_FINAL)  # noqa: E731
+    return run_phase(config, dataset, phase, build, "", verbose, extra_callbacks)
+
+
+def _throughput(result: PhaseResult) -> dict[str, Any]:
+    history = result.state.history
+    seconds = {}
+    if history:
+        keys = history[0]["seconds"].keys()
+        seconds = {k: float(np.mean([h["seconds"][k] for h in history])) for k in keys}
+    return {"seconds_per_epoch": seconds, "examples_per_epoch": result.stream.examples_per_epoch}
+
+
+def build_for(config: Config, dataset: Dataset, pretrained: tuple[str, ...] = ()) -> Any:
+    """A fresh model as ``config.model`` describes it, with the side features it asks for,
+    initialised from pretrained GMF/MLP runs when ``model.pretrained`` names them."""
+    from ncf.models import build_model
+
+    inter, split = dataset.interactions, dataset.split
+    features = {"user": inter.user_features, "item": inter.item_features}
+    for side, matrix in features.items():
+        if getattr(config.model, f"{side}_features") and (matrix is None or matrix.size == 0):
+            raise ConfigError(
+                f"model.{side}_features is true but the data has no {side} side features; set it to false"
+            )
+    model = build_model(
+        config.model,
+        split.num_users,
+        split.num_items,
+        user_features=features["user"],
+        item_features=features["item"],
+        loss=config.train.loss,
+    )
+    if config.model.pretrained.gmf:
+        _init_pretrained(config, dataset, model, pretrained)
+    return model
+
+
+def _init_pretrained(config: Config, dataset: Dataset, model: Any, names: tuple[str, ...]) -> None:
+    """Initialise NeuMF from the GMF and MLP runs; ``names`` lists, in order of preference, the
+    model files to take from each."""
+    from ncf.models import init_neumf_from_pretrained
+    from ncf.models.scorer import load_keras_model
+    from ncf.train.rundir import RunDir, resolve_run
+
+    fingerprint = dataset.split.fingerprint()
+    loaded = {}
+    for role in ("gmf", "mlp"):
+        try:
+            run = RunDir(resolve_run(getattr(config.model.pretrained, role)))
+        except NcfError as exc:
+            raise ConfigError(f"model.pretrained.{role}: {exc}") from None
+        info = run.data_info()
+        if info["fingerprint"] != fingerprint:
+            raise ConfigError(
+                f"model.pretrained.{role}: {run.path} was trained on a different split "
+                f"(fingerprint {info['fingerprint']} vs {fingerprint}); pretrain on the same data and seed"
+            )
+        found = [run.path / name for name in names if (run.path / name).exists()]
+        if not found:
+            raise ConfigError(
+                f"model.pretrained.{role}: {run.path} has no model.keras; has the run finished?"
+            )
+        log.info(f"initialising the {role} branch from {found[0]}")
+        loaded[role] = load_keras_model(found[0])
+    try:
+        init_neumf_from_pretrained(
+            model, loaded["gmf"], loaded["mlp"], config.model.pretrained.alpha
+        )
+    except ValueError as exc:
+        raise ConfigError(f"model.pretrained: {exc}") from None
