@@ -86,7 +86,7 @@ class DataConfig(_Section):
     name: str | None = Field(
         None,
         description="data set name: movielens folder (ml-100k, ml-1m, ml-20m...), tfds name "
-        "(movielens/100k-ratings) or ncf file prefix (ml-1m)",
+        "(movielens/100k-ratings) or ncf file prefix (ml-1m; '' for plain train.rating)",
     )
     path: str | None = Field(
         None,
@@ -249,6 +249,19 @@ class EvalConfig(_Section):
         100, gt=0, description="negatives ranked with each held-out item (sampled protocol)"
     )
     batch_users: int = Field(1024, gt=0, description="users scored per batch in full ranking")
+    val_every: int = Field(
+        1,
+        gt=0,
+        description="rank the validation split after every N-th epoch (and the last): the "
+        "chosen epoch is then one of those, and early-stopping patience counts validations",
+    )
+    val_users: int | None = Field(
+        None,
+        gt=0,
+        description="rank only this many validation users each epoch (a fixed sample drawn "
+        "from run.seed; null: all). The chosen model's reported validation metrics use all of "
+        "them; a sample of n users adds noise of about 1/sqrt(n) to each epoch's figure",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> EvalConfig:

@@ -40,6 +40,38 @@ def test_data_stats_quickstart_json(capsys):
     assert stats["interactions_per_user"]["min"] >= 1
 
 
+def test_data_stats_of_the_ncf_files_layout_counts_not_flags(tmp_path, capsys):
+    users = range(6)
+    train = "".join(f"{u}\t{i}\t1\t{10 * i}\n" for u in users for i in range(u % 3, u % 3 + 4))
+    train += "x\t6\t1\t1\nx\t7\t1\t2\n"  # a user without a test case
+    (tmp_path / "train.rating").write_text(train)
+    (tmp_path / "test.rating").write_text("".join(f"{u}\t9\t1\t99\n" for u in users))
+    negatives = "".join(f"({u},9)\t6\t7\n" for u in users)
+    (tmp_path / "test.negative").write_text(negatives)
+    options = ["data.source=ncf", f"data.path={tmp_path}", "eval.sampled_negatives=2", "eval.k=[1]"]
+    assert main(["data", "stats", QUICK, *sets(*options), "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert "fixed_split" not in stats["dropped"] and "test_cases_from_files" not in stats["dropped"]
+    assert stats["split"]["test_cases_from_files"] == 6
+    # item 9 is only ever a test item: cold against train and against train + validation
+    assert stats["cold_items_in_test"]["vs_train"] == {"items": 1, "cases": 6}
+    assert stats["cold_items_in_test"]["vs_train_and_val"] == {"items": 1, "cases": 6}
+    assert main(["data", "stats", QUICK, *sets(*options)]) == 0
+    out = capsys.readouterr().out
+    assert "the test cases and their negatives are those of the data files" in out
+    assert "1 test items never seen in train (6 cases)" in out
+
+
+@pytest.mark.realdata
+def test_data_stats_counts_ml100k_time_ties(data_dir, monkeypatch, capsys):
+    monkeypatch.setenv("NCF_DATA_DIR", str(data_dir))
+    config = str(QUICKSTART.parent / "ml-100k" / "neumf.yaml")
+    assert main(["data", "stats", config, "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["time_ties"] == {"users_with_one_timestamp": 0, "test_cases_tied_in_time": 415}
+    assert stats["cold_items_in_test"]["vs_train"] == {"items": 3, "cases": 3}
+
+
 def test_data_stats_table(capsys):
     assert main(["data", "stats", QUICK, *sets(*TINY)]) == 0
     out = capsys.readouterr().out

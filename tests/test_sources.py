@@ -347,3 +347,27 @@ def test_read_raw_synthetic() -> None:
     raw = _read(source="synthetic")
     _check_frame(raw.frame)
     assert len(raw.frame) > 90_000 and raw.item_info is not None
+
+
+@pytest.mark.parametrize("fields", [4, 3, 2])
+def test_ncf_files_plain_layout_and_fewer_fields(tmp_path: Path, fields: int) -> None:
+    def rows(text: str) -> str:
+        return "".join("\t".join(line.split("\t")[:fields]) + "\n" for line in text.splitlines())
+
+    (tmp_path / "train.rating").write_text(rows("0\t1\t5\t100\n0\t2\t4\t101\n1\t1\t3\t102"))
+    (tmp_path / "test.rating").write_text(rows("0\t3\t4\t103\n1\t2\t5\t104"))
+    (tmp_path / "test.negative").write_text("(0,3)\t4\t5\n(1,2)\t3\t4\n")
+    raw = _read(source="ncf", path=str(tmp_path))
+    _check_frame(raw.frame, rating=fields >= 3, timestamp=fields >= 4)
+    expected = ["user", "item", "rating", "timestamp"][:fields]
+    assert list(raw.frame.columns) == expected
+    assert raw.fixed_split.negatives == [["4", "5"], ["3", "4"]]
+    assert raw.description == f"NCF files {tmp_path}/{{train,test}}.rating"
+
+
+def test_ncf_files_plain_and_prefixed_together_need_a_name(tmp_path: Path) -> None:
+    _ncf_files(tmp_path)
+    (tmp_path / "train.rating").write_text("0\t1\t5\t100\n")
+    with pytest.raises(DataError, match=r"set data.name.*found: train\.rating, toy\.train\.rating"):
+        _read(source="ncf", path=str(tmp_path))
+    assert _read(source="ncf", path=str(tmp_path), name="toy").fixed_split is not None

@@ -225,3 +225,87 @@ def test_sigkill_mid_epoch_then_same_command_resumes_to_same_metrics(
     for protocol in ("sampled", "full"):
         for name, value in straight_metrics["test"][protocol].items():
             assert killed_metrics["test"][protocol][name] == pytest.approx(value, abs=1e-6), name
+
+
+# -- figures: timings, the epoch cap, sparser validation -----------------------------------------
+
+
+def test_timings_report_the_compiled_first_epoch_apart(finished_run):
+    metrics = finished_run.metrics
+    history = metrics["history"]
+    assert history[0].get("compiled") is True
+    assert not any(h.get("compiled") for h in history[1:])
+    steady = [h["seconds"]["epoch"] for h in history[1:]]
+    assert metrics["seconds_per_epoch"]["epoch"] == pytest.approx(float(np.median(steady)))
+    assert metrics["first_epoch_seconds"] == history[0]["seconds"]
+    assert metrics["examples_per_second"] == pytest.approx(
+        metrics["examples_per_epoch"] / metrics["seconds_per_epoch"]["train"]
+    )
+
+
+def test_summary_line_shows_train_and_validation_seconds():
+    from ncf.train.callbacks import summary_line
+
+    record = {
+        "epoch": 1,
+        "loss": 0.5,
+        "compiled": True,
+        "seconds": {"epoch": 6.0, "train": 4.5, "eval": 1.5},
+        "val": {"sampled/HR@10": 0.5, "sampled/NDCG@10": 0.25},
+    }
+    line = summary_line(record, "val/sampled/NDCG@10", True, "epoch")
+    assert line.endswith("(6.0s: train 4.5 incl. compile, val 1.5) *")
+    record.pop("compiled")
+    assert "(6.0s: train 4.5, val 1.5)" in summary_line(record, "", False, "epoch")
+
+
+def test_epoch_cap_and_early_stopping_are_told_apart(finished_run, tmp_path):
+    assert finished_run.metrics["stopped"] == "epoch cap"  # patience 0: never stops early
+    # Nothing improves by 1.0, so patience 1 stops after epoch 2.
+    config = tiny_config(
+        tmp_path, "train.epochs=4", "train.early_stopping.min_delta=1.0",
+        "train.early_stopping.patience=1",
+    )  # fmt: skip
+    metrics = train(config, verbose=0).metrics
+    assert metrics["stopped"] == "early stopping" and metrics["epochs_run"] == 2
+
+
+def test_cli_says_when_the_epoch_cap_was_reached(tmp_path, capsys):
+    from ncf.cli import main
+
+    args = ["train", str(QUICKSTART), *set_args(f"run.dir={tmp_path}", *TINY, "train.epochs=2")]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert (
+        "early stopping never triggered: the run stopped at the epoch cap (train.epochs=2)" in out
+    )
+    assert "incl. compile" in out and ", val " in out
+
+
+def test_val_every_validates_every_nth_and_the_last_epoch(tmp_path):
+    config = tiny_config(
+        tmp_path, "train.epochs=5", "train.early_stopping.patience=0", "eval.val_every=2"
+    )
+    metrics = train(config, verbose=0).metrics
+    validated = [h["epoch"] for h in metrics["history"] if h["val"]]
+    assert validated == [2, 4, 5]
+    assert metrics["best_epoch"] in validated
+    best = metrics["history"][metrics["best_epoch"] - 1]["val"]["sampled/NDCG@10"]
+    assert best == max(metrics["history"][e - 1]["val"]["sampled/NDCG@10"] for e in validated)
+
+
+def test_val_users_ranks_a_fixed_sample_and_reports_every_user(tmp_path):
+    from ncf.data.dataset import load_dataset
+    from ncf.train.phase import validation_split
+
+    config = tiny_config(tmp_path, "train.epochs=2", "eval.val_users=40")
+    split = load_dataset(config).split
+    sample = validation_split(config, split)
+    assert len(np.unique(sample.val_user)) == 40 < len(np.unique(split.val_user))
+    assert np.array_equal(validation_split(config, split).val_user, sample.val_user)  # seeded
+    result = train(config, verbose=0)
+    # the chosen model's validation metrics are computed once more, on every user
+    assert result.metrics["val"]["sampled"]["cases"] == len(split.val_user)
+    selected = RunDir(result.run_dir).load_scorer()
+    again = evaluate(selected, split, "val", ["sampled"], [10])["sampled"]
+    assert result.metrics["val"]["sampled"]["HR@10"] == pytest.approx(again["HR@10"])

@@ -9,6 +9,7 @@ import numpy as np
 from ncf.config import Config
 from ncf.data.features import attach_side_features
 from ncf.data.interactions import Interactions, prepare
+from ncf.data.pairs import pair_keys
 from ncf.data.sources import read_raw
 from ncf.data.split import Split, make_split
 from ncf.errors import ConfigError
@@ -41,11 +42,20 @@ def load_dataset(config: Config) -> Dataset:
 
 
 def data_stats(dataset: Dataset) -> dict[str, object]:
-    """Sizes, density, split sizes, interactions per user and cold items, as plain numbers."""
+    """Sizes, density, split sizes, interactions per user and cold items, as plain numbers.
+
+    Cold items are test items absent from what a model trains on: counted against train
+    (the model validation selects) and against train + validation (what a ``train.refit``
+    model, and a baseline fitted with refit, trains on).
+    """
     inter, split = dataset.interactions, dataset.split
     per_user = np.bincount(inter.user, minlength=inter.num_users)
-    train_items = np.zeros(split.num_items, dtype=bool)
-    train_items[split.train_item] = True
+    in_train = np.zeros(split.num_items, dtype=bool)
+    in_train[split.train_item] = True
+    in_train_val = in_train.copy()
+    in_train_val[split.val_item] = True
+    split_stats = dict(split.stats)
+    unrankable = {k: split_stats.pop(k) for k in list(split_stats) if k.endswith("_unrankable")}
     return {
         "source": inter.description,
         "users": inter.num_users,
@@ -67,13 +77,46 @@ def data_stats(dataset: Dataset) -> dict[str, object]:
             "candidates_per_case": int(split.test_candidates.shape[1])
             if len(split.test_candidates)
             else 0,
+            **split_stats,
         },
-        "cold_items_in_test": int(len(np.unique(split.test_item[~train_items[split.test_item]]))),
-        "cold_test_cases": int((~train_items[split.test_item]).sum()),
+        "cold_items_in_test": {
+            "vs_train": _cold(split.test_item, in_train),
+            "vs_train_and_val": _cold(split.test_item, in_train_val),
+        },
+        "time_ties": _time_ties(inter, split),
         "side_features": {
             "item": list(inter.item_feature_names),
             "user": list(inter.user_feature_names),
             "titles": inter.item_titles is not None,
         },
-        "dropped": {**inter.dropped, **split.stats},
+        "dropped": {**inter.dropped, **unrankable},
     }
+
+
+def _cold(items: np.ndarray, seen: np.ndarray) -> dict[str, int]:
+    cold = ~seen[items]
+    return {"items": int(len(np.unique(items[cold]))), "cases": int(cold.sum())}
+
+
+def _time_ties(inter: Interactions, split: Split) -> dict[str, int] | None:
+    """Users whose interactions share one timestamp (no time order at all), and test cases
+    whose timestamp another of the user's interactions shares (the larger item id won)."""
+    if inter.timestamp is None or not len(inter):
+        return None
+    user, ts = inter.user, inter.timestamp  # sorted by (user, time, item)
+    counts = np.bincount(user, minlength=inter.num_users)
+    low = np.full(inter.num_users, np.iinfo(np.int64).max)
+    high = np.full(inter.num_users, np.iinfo(np.int64).min)
+    np.minimum.at(low, user, ts)
+    np.maximum.at(high, user, ts)
+    single_time = int(((counts > 1) & (low == high)).sum())
+    keys = pair_keys(user, inter.item, inter.num_items)
+    test_rows = np.searchsorted(
+        np.sort(keys), pair_keys(split.test_user, split.test_item, inter.num_items)
+    )
+    order = np.argsort(keys)
+    rows = order[test_rows]
+    same_as_prev = np.r_[False, (user[1:] == user[:-1]) & (ts[1:] == ts[:-1])]
+    same_as_next = np.r_[(user[1:] == user[:-1]) & (ts[1:] == ts[:-1]), False]
+    tied = int((same_as_prev[rows] | same_as_next[rows]).sum())
+    return {"users_with_one_timestamp": single_time, "test_cases_tied_in_time": tied}

@@ -88,6 +88,20 @@ class Split:
             val_candidates=np.zeros((0, self.val_candidates.shape[1]), dtype=np.int32),
         )
 
+    def with_validation_sample(self, num_users: int, rng: np.random.Generator) -> Split:
+        """This split with the validation cases of ``num_users`` users drawn by ``rng`` (every
+        case of each drawn user); the split itself when it has no more users than that."""
+        users = np.unique(self.val_user)
+        if num_users >= len(users):
+            return self
+        keep = np.isin(self.val_user, rng.choice(users, num_users, replace=False))
+        return replace(
+            self,
+            val_user=self.val_user[keep],
+            val_item=self.val_item[keep],
+            val_candidates=self.val_candidates[keep],
+        )
+
     def save(self, path: str | Path) -> None:
         """Write every array to one ``.npz`` file (atomically)."""
         arrays = {name: getattr(self, name) for name in _ARRAYS}
@@ -129,7 +143,7 @@ def make_split(
     rng = rng_for(seed, "split")
     if fixed is not None:
         test_mask, test_candidates = _fixed_test(data, fixed)
-        stats["fixed_split"] = 1
+        stats["test_cases_from_files"] = int(test_mask.sum())
     else:
         test_mask = _held_out(user, ts, config, data.num_users, rng, stats, "test")
         test_candidates = None

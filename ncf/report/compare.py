@@ -18,6 +18,9 @@ from ncf.io import atomic_path, atomic_write_text
 from ncf.registry import family
 from ncf.train.rundir import RunDir
 
+SECONDS = ("s/epoch", "first epoch s", "train seconds")
+
+
 def collect(run_paths: list[str | Path], ks: list[int]) -> list[dict[str, Any]]:
     """One row per run: name, model, hyperparameters, metrics per protocol, seconds."""
     if not run_paths:
@@ -54,6 +57,9 @@ def _row(run: RunDir, ks: list[int]) -> dict[str, Any]:
             for name in ("HR", "NDCG"):
                 row[f"{protocol} {name}@{k}"] = values.get(f"{name}@{k}")
         row[f"{protocol} MRR"] = values.get("MRR")
+    # Steady seconds per epoch (median, compilation excluded) beside the first epoch's.
+    row["s/epoch"] = (metrics.get("seconds_per_epoch") or {}).get("epoch")
+    row["first epoch s"] = (metrics.get("first_epoch_seconds") or {}).get("epoch")
     row["train seconds"] = metrics.get("train_seconds")
     return row
 
@@ -75,7 +81,7 @@ def to_markdown(rows: list[dict[str, Any]]) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "|".join(" --- " for _ in columns) + "|"]
     for row in rows:
         cells = [
-            f"{row[c]:.1f}" if c == "train seconds" and row[c] is not None else _cell(row[c])
+            f"{row[c]:.1f}" if c in SECONDS and row[c] is not None else _cell(row[c])
             for c in columns
         ]
         lines.append("| " + " | ".join(cells) + " |")

@@ -10,6 +10,8 @@ def format_stats(stats: Mapping[str, object]) -> str:
     per_user = stats["interactions_per_user"]
     split = stats["split"]
     assert isinstance(per_user, Mapping) and isinstance(split, Mapping)
+    cold, ties = stats["cold_items_in_test"], stats.get("time_ties")
+    assert isinstance(cold, Mapping)
     lines = [
         f"source        {stats['source']}",
         f"users         {stats['users']:,}",
@@ -19,9 +21,27 @@ def format_stats(stats: Mapping[str, object]) -> str:
         f"per user      min {per_user['min']}  median {per_user['median']:g}  max {per_user['max']}",
         f"split         train {split['train']:,}  val {split['val']:,}  test {split['test']:,} "
         f"({split['test_users']:,} users, {split['candidates_per_case']} sampled negatives per case)",
-        f"cold items    {stats['cold_items_in_test']:,} items in test never seen in train "
-        f"({stats['cold_test_cases']:,} test cases)",
     ]
+    if split.get("test_cases_from_files"):
+        lines.append("              the test cases and their negatives are those of the data files")
+    for part in ("test", "val"):
+        if split.get(f"users_without_{part}"):
+            need = "2" if part == "test" else "3"
+            lines.append(
+                f"              {split[f'users_without_{part}']:,} users have no {part} case "
+                f"(fewer than {need} interactions); they stay in train"
+            )
+    lines.append(
+        f"cold items    {cold['vs_train']['items']:,} test items never seen in train "
+        f"({cold['vs_train']['cases']:,} cases); {cold['vs_train_and_val']['items']:,} never seen "
+        f"in train + validation, what a refit trains on ({cold['vs_train_and_val']['cases']:,} cases)"
+    )
+    if isinstance(ties, Mapping) and (ties["test_cases_tied_in_time"] or ties["users_with_one_timestamp"]):
+        lines.append(
+            f"time ties     {ties['test_cases_tied_in_time']:,} test cases share their timestamp with "
+            f"another of the user's interactions (the larger item id was held out); "
+            f"{ties['users_with_one_timestamp']:,} users have a single timestamp for everything"
+        )
     dropped = {k: v for k, v in dict(stats["dropped"]).items() if v and k != "rows_read"}  # type: ignore[call-overload]
     if dropped:
         lines.append("dropped       " + ", ".join(f"{k} {v:,}" for k, v in dropped.items()))

@@ -36,27 +36,34 @@ SHOWN = ("sampled/HR@10", "sampled/NDCG@10", "full/HR@10", "full/NDCG@10")
 
 
 class Validation(keras.callbacks.Callback):
-    """Evaluates the validation split at the end of every epoch.
+    """Evaluates the validation split after every ``every``-th epoch and after the last.
 
     Args:
         evaluate: ranks the validation split with the model being trained.
         monitor: the key early stopping watches, e.g. ``val/sampled/NDCG@10``.
+        every: validate after epochs ``every, 2 * every, ...``.
+        last_epoch: the phase's epoch budget (1-based), always validated.
     """
 
-    def __init__(self, evaluate: EvalFn, monitor: str) -> None:
+    def __init__(self, evaluate: EvalFn, monitor: str, every: int = 1, last_epoch: int = 0) -> None:
         super().__init__()
         self.evaluate = evaluate
         self.monitor = monitor
+        self.every, self.last_epoch = every, last_epoch
         self.seconds = 0.0
+        self.nested: dict[str, dict[str, float]] = {}  # as evaluate() returns it
         self.results: dict[str, float] = {}  # every metric, flat: "val/full/Recall@20"
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.nested, self.results, self.seconds = {}, {}, 0.0
+        if (epoch + 1) % self.every and epoch + 1 != self.last_epoch:
+            return
         start = time.perf_counter()
-        nested = self.evaluate()
+        self.nested = self.evaluate()
         self.seconds = time.perf_counter() - start
         self.results = {
             f"val/{protocol}/{name}": float(value)
-            for protocol, values in nested.items()
+            for protocol, values in self.nested.items()
             for name, value in values.items()
             if name != "cases"
         }
@@ -85,10 +92,12 @@ class NanGuard(keras.callbacks.Callback):
 
 
 class EarlyStopping(keras.callbacks.Callback):
-    """Tracks the best validation value; stops after ``patience`` epochs without improving.
+    """Tracks the best validation value; stops after ``patience`` validations without improving.
 
     Without validation (``validation=None``, a refit) every epoch counts as an improvement
-    and nothing stops early. ``patience=0`` never stops early.
+    and nothing stops early. An epoch that was not validated (``eval.val_every``) is never
+    the best and does not count towards patience. ``patience=0`` never stops early. The best
+    epoch's validation metrics are kept in ``state.best_val``.
     """
 
     def __init__(
@@ -102,10 +111,15 @@ class EarlyStopping(keras.callbacks.Callback):
         state = self.state
         if state.diverged_epoch is not None:
             return
-        value = self.validation.results.get(self.validation.monitor) if self.validation else None
+        validation = self.validation
+        if validation is not None and not validation.results:
+            state.improved = False  # not validated this epoch
+            return
+        value = validation.results.get(validation.monitor) if validation else None
         state.improved = value is None or state.best is None or value > state.best + self.min_delta
         if state.improved:
             state.best, state.best_epoch, state.wait = value, epoch + 1, 0
+            state.best_val = validation.nested if validation else None
         else:
             state.wait += 1
         if self.patience and state.wait >= self.patience:
@@ -135,6 +149,11 @@ class EpochLog(keras.callbacks.Callback):
         self.timings, self.label = timings, label
         self._start = 0.0
 
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        # The first epoch a process runs traces and compiles the training step (XLA).
+        self._compiles = not hasattr(self, "_compiled_once")
+        self._compiled_once = True
+
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._start = time.perf_counter()
 
@@ -151,6 +170,9 @@ class EpochLog(keras.callbacks.Callback):
             "seconds": seconds,
             "val": {k.removeprefix("val/"): v for k, v in results.items()},
         }
+        if self._compiles:
+            record["compiled"] = True  # its seconds include tracing and XLA compilation
+            self._compiles = False
         self.state.history.append(record)
         monitor = self.validation.monitor if self.validation else ""
         improved = self.state.improved and bool(results)
@@ -158,7 +180,7 @@ class EpochLog(keras.callbacks.Callback):
 
 
 def summary_line(record: dict[str, Any], monitor: str, improved: bool, label: str) -> str:
-    """``epoch   3  loss 0.3012  sampled/HR@10 0.6123 ... (1.2s: train 1.0, eval 0.2) *``."""
+    """``epoch   3  loss 0.3012  sampled/HR@10 0.6123 ... (1.2s: train 1.0, val 0.2) *``."""
     val = record["val"]
     shown = [k for k in SHOWN if k in val]
     key = monitor.removeprefix("val/")
@@ -166,9 +188,12 @@ def summary_line(record: dict[str, Any], monitor: str, improved: bool, label: st
         shown.append(key)
     parts = "".join(f"{k} {val[k]:.4f} " for k in shown)
     secs = record["seconds"]
+    compiled = " incl. compile" if record.get("compiled") else ""
     timing = f"{secs['epoch']:.1f}s"
     if val:
-        timing += f": train {secs.get('train', 0):.1f}, eval {secs.get('eval', 0):.1f}"
+        timing += f": train {secs.get('train', 0):.1f}{compiled}, val {secs.get('eval', 0):.1f}"
+    elif compiled:
+        timing += compiled
     mark = " *" if improved else ""
     return f"{label} {record['epoch']:3d}  loss {record['loss']:.4f}  {parts} ({timing}){mark}"
 

@@ -88,8 +88,10 @@ def fit_neural(
 
         write_projector(path / "tensorboard", final.item_embeddings(), path)
     selected = NeuralScorer(selection.model)
-    return Fitted(selected, NeuralScorer(final) if final is not selection.model else selected,
-                  state.history, extra)  # fmt: skip
+    final_scorer = NeuralScorer(final) if final is not selection.model else selected
+    # The best epoch was validated on every validation case unless eval.val_users sampled them.
+    val = state.best_val if config.eval.val_users is None else None
+    return Fitted(selected, final_scorer, state.history, extra, val)
 
 
 def _refit(
@@ -117,12 +119,19 @@ def _refit(
 
 
 def _throughput(result: PhaseResult) -> dict[str, Any]:
+    """Steady seconds per epoch (median over epochs that did not compile), the first compiled
+    epoch's seconds, and training examples per second at the steady rate."""
     history = result.state.history
-    seconds = {}
-    if history:
-        keys = history[0]["seconds"].keys()
-        seconds = {k: float(np.mean([h["seconds"][k] for h in history])) for k in keys}
-    return {"seconds_per_epoch": seconds, "examples_per_epoch": result.stream.examples_per_epoch}
+    steady = [h["seconds"] for h in history if not h.get("compiled")]
+    seconds = {k: float(np.median([s[k] for s in steady])) for k in steady[0]} if steady else {}
+    first = next((h["seconds"] for h in history if h.get("compiled")), None)
+    examples = result.stream.examples_per_epoch
+    return {
+        "seconds_per_epoch": seconds,
+        "first_epoch_seconds": first,
+        "examples_per_epoch": examples,
+        "examples_per_second": examples / seconds["train"] if seconds.get("train") else None,
+    }
 
 
 def build_for(config: Config, dataset: Dataset, pretrained: tuple[str, ...] = ()) -> Any:

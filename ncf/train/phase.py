@@ -29,6 +29,7 @@ from ncf.data.pipeline import TrainingStream
 from ncf.data.split import Split
 from ncf.errors import NcfError
 from ncf.evaluation import evaluate
+from ncf.rng import rng_for
 from ncf.train.callbacks import (
     Checkpointer,
     EarlyStopping,
@@ -134,6 +135,16 @@ def run_phase(
     return PhaseResult(model, state, stream)
 
 
+def validation_split(config: Config, split: Split) -> Split:
+    """The split whose validation cases are ranked each epoch: all, or ``eval.val_users`` of
+    them drawn once from the seed."""
+    if config.eval.val_users is None:
+        return split
+    return split.with_validation_sample(
+        config.eval.val_users, rng_for(config.run.seed, "val-users")
+    )
+
+
 def _compile(model: Any, config: Config, steps: int) -> Any:
     from ncf.models import optimizer_from_config
 
@@ -153,9 +164,12 @@ def _callbacks(config, dataset, phase, state, model, stream, monitor, verbose) -
         from ncf.models.scorer import NeuralScorer
 
         scorer, ev = NeuralScorer(model), config.eval
+        split = validation_split(config, dataset.split)
         validation = Validation(
-            lambda: evaluate(scorer, dataset.split, "val", ev.protocols, ev.k, ev.batch_users),
+            lambda: evaluate(scorer, split, "val", ev.protocols, ev.k, ev.batch_users),
             monitor,
+            every=ev.val_every,
+            last_epoch=phase.epochs,
         )
     stopping = config.train.early_stopping
     patience = stopping.patience if validation else 0

@@ -84,7 +84,7 @@ def train(
         "model": config.model.type,
         "fingerprint": dataset.split.fingerprint(),
         "fit_on": "train+val" if config.train.refit else "train",
-        "val": _evaluate(fitted.selected, dataset.split, "val", config),
+        "val": fitted.val or _evaluate(fitted.selected, dataset.split, "val", config),
         "test": _evaluate(fitted.final, dataset.split, "test", config),
         "history": fitted.history,
         "train_seconds": train_seconds,

@@ -36,6 +36,7 @@ class PhaseState:
             patience; None while running.
         checkpoint / best_weights: file names (in the phase folder) of the newest checkpoint
             and of the best weights.
+        best_val: the best epoch's validation metrics, as the evaluator returned them.
     """
 
     epoch: int = 0
@@ -46,6 +47,7 @@ class PhaseState:
     stopped: str | None = None
     checkpoint: str | None = None
     best_weights: str | None = None
+    best_val: dict[str, dict[str, float]] | None = None
     # Set during an epoch, never saved:
     diverged_epoch: int | None = field(default=None, repr=False)
     improved: bool = field(default=False, repr=False)
