@@ -13,8 +13,8 @@ evaluator passes read-only broadcast views). The evaluator (``ncf.evaluation``) 
 nothing else, so neural models and the baselines are compared on the same footing.
 
 For serving, a fitted model describes itself as one of a few closed forms
-(``serving_form()``): :class:`ItemToItem`, :class:`UserToUser`, :class:`ItemPrior` or
-:class:`KerasModel`. :mod:`ncf.serve.signatures` has one TensorFlow servable per form, so a
+(``serving_form()``): :class:`ItemToItem`, :class:`UserToUser`, :class:`Factors`,
+:class:`ItemPrior` or :class:`KerasModel`. :mod:`ncf.serve.signatures` has one TensorFlow servable per form, so a
 new model family whose scores take one of these forms is served without new serving code.
 
 This module also holds :func:`top_k_mask` and :func:`top_k`, the deterministic top-K used
@@ -86,6 +86,17 @@ class UserToUser:
 
     similarity: Any
     interactions: Any
+
+
+@dataclass(frozen=True)
+class Factors:
+    """``s(u, i) = <p_u, q_i> + b_i``: user factors P [users, d], item factors Q [items, d]
+    and optional item biases b [items] (iALS and other matrix factorisations). Similar items
+    are the nearest item factors (cosine)."""
+
+    user: np.ndarray
+    item: np.ndarray
+    item_bias: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
