@@ -155,7 +155,13 @@ class ModelConfig(_Section):
         False, description="join item side features (genres) when the data has them"
     )
     dropout: float = Field(0.0, ge=0, lt=1, description="dropout after each dense layer")
-    l2_embedding: float = Field(0.0, ge=0, description="L2 penalty on embeddings")
+    l2_embedding: float = Field(
+        0.0,
+        ge=0,
+        description="per-example L2 penalty on the embedding rows each training example looks "
+        "up: the loss adds l2_embedding * (|p_u|^2 + |q_i|^2) per example (bpr: + |q_j|^2), "
+        "averaged over the batch like the data loss",
+    )
     l2_dense: float = Field(0.0, ge=0, description="L2 penalty on dense kernels")
     pretrained: PretrainedConfig = Field(
         default_factory=PretrainedConfig, description="neumf only: pretrained branches"
@@ -215,6 +221,13 @@ class TrainConfig(_Section):
     )
     optimizer: Literal["adam", "sgd", "adagrad", "rmsprop"] = Field(
         "adam", description="Keras optimiser"
+    )
+    sparse_updates: bool = Field(
+        True,
+        description="embedding tables take row-sparse steps: only the rows a batch looks up are "
+        "read and written (adam: lazy Adam, adagrad: sparse Adagrad; sgd is sparse either way, "
+        "rmsprop never), so a step's cost does not grow with the tables; false: Keras' dense "
+        "optimisers, which update every row at every step",
     )
     learning_rate: float = Field(0.001, gt=0, description="initial learning rate")
     lr_schedule: Literal["constant", "exponential", "cosine"] = Field(

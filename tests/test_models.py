@@ -169,17 +169,61 @@ def test_bpr_loss_by_hand() -> None:
         model.compute_loss({"user": USERS, "item": ITEMS}, None, model(x))
 
 
-def test_l2_penalties_are_keras_losses_added_to_the_loss() -> None:
-    model = model_for("mf", l2_embedding=0.01)
-    model_plain = model_for("mf")
-    model_plain.set_weights(model.get_weights())
-    tables = [model.user_towers[0], model.item_towers[0], model.user_bias, model.item_bias]
-    penalty = 0.01 * sum(float(np.sum(np.asarray(t.weights[0]) ** 2)) for t in tables)
-    assert len(model.losses) == 4 and not model_plain.losses
+def _tables(model: NCFModel) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The user-side and item-side embedding tables (biases included), as arrays."""
+    user = [np.asarray(t.embedding.embeddings) for t in model.user_towers]
+    item = [np.asarray(t.embedding.embeddings) for t in model.item_towers]
+    if model.user_bias is not None and model.item_bias is not None:
+        user.append(np.asarray(model.user_bias.embeddings))
+        item.append(np.asarray(model.item_bias.embeddings))
+    return user, item
+
+
+@pytest.mark.parametrize("head, loss", [("mf", "bce"), ("neumf", "bpr"), ("gmf", "bce")])
+def test_l2_embedding_is_per_example_on_the_rows_looked_up(head: str, loss: str) -> None:
+    model = model_for(head, loss=loss, l2_embedding=0.01)
+    plain = model_for(head, loss=loss)
+    plain.set_weights(model.get_weights())
+    x = {"user": USERS, "item": ITEMS}
+    if loss == "bpr":
+        x["negative_item"] = np.array([1, 1, 6, 3], dtype="int32")
+    user_tables, item_tables = _tables(model)
+    by_hand = []
+    for b in range(len(USERS)):  # every row example b looks up, squared, summed
+        rows = [t[USERS[b]] for t in user_tables]
+        rows += [t[x[key][b]] for t in item_tables for key in ("item", "negative_item") if key in x]
+        by_hand.append(0.01 * sum(float(np.sum(r**2)) for r in rows))
+    np.testing.assert_allclose(model.embedding_penalty(x), by_hand, rtol=1e-5)
+    y = np.array([1, 0, 1, 0], "float32")
+    data_loss = float(plain.compute_loss(x, y, plain(x)))
+    got = float(model.compute_loss(x, y, model(x)))
+    np.testing.assert_allclose(got, data_loss + np.mean(by_hand), rtol=1e-5)
+    assert not model.losses and plain.embedding_penalty(x) is None  # nothing on whole tables
+
+
+def test_l2_embedding_gradient_touches_only_the_looked_up_rows() -> None:
+    import tensorflow as tf
+
+    model = model_for("gmf", l2_embedding=0.1)
+    users = np.array([1, 1, 4], dtype="int32")
+    x = {"user": users, "item": np.array([0, 2, 2], dtype="int32")}
+    table = model.user_towers[0].embedding.embeddings
+    with tf.GradientTape() as tape:
+        penalty = tf.reduce_mean(model.embedding_penalty(x))
+    gradient = tape.gradient(penalty, table)
+    assert isinstance(gradient, tf.IndexedSlices)  # sparse: no row outside the batch
+    dense = tf.convert_to_tensor(gradient).numpy()
+    expected = np.zeros_like(dense)
+    for u in users:  # d/dE_u of 0.1 * mean_b |E_{u_b}|^2 = 0.2 / B per occurrence
+        expected[u] += 0.2 / len(users) * np.asarray(table)[u]
+    np.testing.assert_allclose(dense, expected, rtol=1e-5, atol=1e-8)
+
+
+def test_l2_dense_is_a_keras_weight_penalty() -> None:
+    model = model_for("mlp", l2_dense=0.01)
+    kernels = [layer.kernel for layer in model.head.dense_layers] + [model.head.output_layer.kernel]
+    penalty = 0.01 * sum(float(np.sum(np.asarray(k) ** 2)) for k in kernels)
     np.testing.assert_allclose(sum(float(p) for p in model.losses), penalty, rtol=1e-5)
-    x, y = {"user": USERS, "item": ITEMS}, np.ones(4, "float32")
-    data_loss = float(model_plain.compute_loss(x, y, model_plain(x)))
-    np.testing.assert_allclose(model.compute_loss(x, y, model(x)), data_loss + penalty, rtol=1e-5)
 
 
 # -- training ----------------------------------------------------------------------------------
@@ -259,15 +303,17 @@ def test_pretrained_shape_mismatch_names_the_part() -> None:
 def test_constant_schedule_and_optimizer_types() -> None:
     train = TrainConfig(learning_rate=0.01)
     assert learning_rate_from_config(train, steps_per_epoch=10) == 0.01
-    for name, cls in [
-        ("adam", "Adam"),
-        ("sgd", "SGD"),
-        ("adagrad", "Adagrad"),
-        ("rmsprop", "RMSprop"),
+    for name, sparse, dense in [
+        ("adam", "LazyAdam", "Adam"),
+        ("sgd", "SGD", "SGD"),
+        ("adagrad", "SparseAdagrad", "Adagrad"),
+        ("rmsprop", "RMSprop", "RMSprop"),
     ]:
         optimizer = optimizer_from_config(TrainConfig(optimizer=name, learning_rate=0.01), 10)
-        assert type(optimizer).__name__ == cls
+        assert type(optimizer).__name__ == sparse
         np.testing.assert_allclose(optimizer.learning_rate, 0.01)
+        config = TrainConfig(optimizer=name, learning_rate=0.01, sparse_updates=False)
+        assert type(optimizer_from_config(config, 10)).__name__ == dense
     with pytest.raises(ValueError, match="steps_per_epoch"):
         optimizer_from_config(train, 0)
 
@@ -277,6 +323,19 @@ def test_exponential_schedule_decays_once_per_epoch() -> None:
     schedule = learning_rate_from_config(train, steps_per_epoch=10)
     got = [float(schedule(step)) for step in (0, 9, 10, 25)]
     np.testing.assert_allclose(got, [0.1, 0.1, 0.05, 0.025], rtol=1e-6)
+
+
+def test_the_epoch_length_of_a_schedule_can_change_after_compiling() -> None:
+    from ncf.models.optim import set_steps_per_epoch
+
+    train = TrainConfig(learning_rate=0.1, lr_schedule="exponential", lr_decay_rate=0.5)
+    optimizer = optimizer_from_config(train, steps_per_epoch=10)
+    schedule = optimizer._learning_rate
+    set_steps_per_epoch(optimizer, 4)  # e.g. the refit: more data, another epoch length
+    np.testing.assert_allclose([float(schedule(s)) for s in (3, 4, 9)], [0.1, 0.05, 0.025])
+    assert schedule.get_config()["steps_per_epoch"] == 4
+    with pytest.raises(ValueError, match="steps_per_epoch"):
+        set_steps_per_epoch(optimizer, 0)
 
 
 def test_cosine_schedule_reaches_zero_after_all_epochs() -> None:

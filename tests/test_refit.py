@@ -58,6 +58,33 @@ def test_validation_metrics_are_the_selected_models_and_test_the_refit_models(re
     assert not np.allclose(selected.score_all(users), final.score_all(users))
 
 
+def test_the_refit_on_the_shared_compiled_model_equals_a_fresh_model(refit_run, tmp_path):
+    """The run compiles once and reinitialises its model for the refit; a model built and
+    compiled afresh for the refit phase must train to the same losses and scores."""
+    from ncf.data.dataset import load_dataset
+    from ncf.train.neural import build_for
+    from ncf.train.phase import Phase, compile_model, run_phase, seed_everything
+
+    config = RunDir(refit_run.run_dir).config
+    dataset = load_dataset(config)
+    epochs = refit_run.metrics["best_epoch"]
+    seed_everything(config.run.seed)
+    fresh = compile_model(build_for(config, dataset), config)
+    merged = dataset.split.with_validation_in_train()
+    phase = Phase("refit epoch", tmp_path / "ck", tmp_path / "tb", epochs, merged, validate=False)
+    result = run_phase(config, dataset, phase, fresh, None, "", 0)
+    shared = refit_run.metrics["refit"]["history"]
+    assert [h["loss"] for h in result.state.history] == pytest.approx(
+        [h["loss"] for h in shared], abs=1e-6
+    )
+    assert shared[0].get("compiled") is None  # the refit reused the compiled train step
+    users = np.arange(20, dtype=np.int32)
+    saved = load_keras_model(refit_run.run_dir / "model.keras")
+    np.testing.assert_allclose(
+        result.model.score_all(users), saved.score_all(users), rtol=1e-5, atol=1e-6
+    )
+
+
 def test_refit_is_logged_to_tensorboard(refit_run):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

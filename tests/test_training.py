@@ -107,13 +107,13 @@ def test_same_seed_same_metrics(finished_run, tmp_path):
 
 
 def test_nan_loss_stops_with_clear_error_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
-    original = pipeline.TrainingStream.epoch
+    original = pipeline.TrainingStream.dataset
 
     def poisoned(self, epoch):
-        for features, label in original(self, epoch):
-            yield features, (label * np.nan if epoch == 1 else label)
+        scale = np.nan if epoch == 1 else 1.0
+        return original(self, epoch).map(lambda features, label: (features, label * scale))
 
-    monkeypatch.setattr(pipeline.TrainingStream, "epoch", poisoned)
+    monkeypatch.setattr(pipeline.TrainingStream, "dataset", poisoned)
     config = tiny_config(tmp_path, "train.epochs=3")
     with pytest.raises(
         NcfError, match=r"NaN or infinite in epoch 2.*last good checkpoint \(epoch 1\)"

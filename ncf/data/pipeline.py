@@ -1,115 +1,152 @@
-"""The training input pipeline: fresh negatives every epoch, streamed as ``tf.data`` batches.
+"""The training input pipeline: each epoch's batches computed in the TensorFlow graph.
 
-For each epoch the train positives are shuffled and cut into chunks; each chunk gets its
-negatives (``train.num_negatives`` per positive, excluding the user's train positives) in
-one vectorised call, is shuffled, and is yielded batch by batch as views of the chunk. So
-an epoch never exists in memory whole, and the draws depend only on ``(seed, epoch)``: a
-resumed run sees exactly the negatives an uninterrupted one would.
+With ``n`` train positives, ``k = train.num_negatives`` and batch size ``B``, an epoch is
+``E = n * m`` example slots, ``m = 1 + k`` (``bce``) or ``m = k`` (``bpr``):
+
+1. the positives are put in a fresh order ``P_e`` (a stateless shuffle);
+2. slot ``s`` belongs to positive ``P_e[s // m]``. ``bce``: slot ``s % m == 0`` is the
+   positive itself (label 1), the others pair its user with a fresh negative (label 0).
+   ``bpr``: every slot is (user, positive, fresh negative), label 0 (unused);
+3. slots are taken in blocks of ``CHUNK_BATCHES * B``; each block is shuffled and its
+   negatives drawn (:class:`~ncf.data.graph_negatives.GraphNegatives`), in ``tf.data``
+   threads that overlap training;
+4. the last block is padded with the epoch's first slots so that every batch holds exactly
+   ``B`` examples: ``ceil(E / B)`` steps, at most ``B - 1`` examples seen twice per epoch, and
+   one static batch shape, so the train step compiles once for the selection and the refit.
+
+Every random choice uses a stateless seed folded from ``(run.seed, epoch)``, the block and
+the round: batch ``b`` of epoch ``e`` is a function of ``(seed, e, b)`` alone, so a resumed run
+draws what an uninterrupted one would, and workers can each take their own blocks.
 
 Batch layout:
-- ``bce`` (pointwise): ``({"user", "item"}, label)``; label 1 for positives, 0 for negatives.
-- ``bpr`` (pairwise): ``({"user", "item", "negative_item"}, 0)``; each positive is repeated
-  ``num_negatives`` times, each time with its own negative.
+- ``bce``: ``({"user": [B] int32, "item": [B] int32}, label [B] float32)``;
+- ``bpr``: ``({"user", "item", "negative_item"}, zeros [B])``.
+
+Memory, for ``n`` positives: the positives (8 bytes each), the epoch's order (8, plus 4
+while it is drawn), the membership test (at most ``max(64 MiB, 32 n)`` bytes, see
+:mod:`ncf.data.graph_negatives`) and the blocks in flight (a few MB each): at most
+``52 n`` bytes plus a constant, whatever the catalogue.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
-
 import numpy as np
+import tensorflow as tf
 
 from ncf.config import TrainConfig
-from ncf.data.negatives import PositiveSet, item_sampler, sample_negatives
+from ncf.data.graph_negatives import GraphNegatives, GraphPositives
 from ncf.data.split import Split
+from ncf.errors import DataError
 from ncf.rng import rng_for
 
 CHUNK_BATCHES = 64
 
+Batch = tuple[dict[str, tf.Tensor], tf.Tensor]
+
+
+def fold(seed: tf.Tensor, data: tf.Tensor | int) -> tf.Tensor:
+    return tf.random.experimental.stateless_fold_in(seed, data)
+
 
 class TrainingStream:
-    """Yields one epoch of training batches as dicts of numpy arrays."""
+    """The epochs of one training phase as ``tf.data`` datasets of fixed-size batches.
+
+    Args:
+        split: its ``train_*`` arrays are the positives.
+        config: batch size, loss, negatives and their distribution.
+        seed: the run's seed.
+    """
 
     def __init__(self, split: Split, config: TrainConfig, seed: int) -> None:
-        self.split = split
-        self.config = config
-        self.seed = seed
-        self.positives = PositiveSet(
-            split.train_user, split.train_item, split.num_users, split.num_items
-        )
-        counts = None
-        if config.negative_sampling == "popularity":
-            counts = np.bincount(split.train_item, minlength=split.num_items)
-        self.draw = item_sampler(split.num_items, counts, config.popularity_power)
+        if split.num_train == 0:
+            raise DataError("the train split is empty: there is nothing to train on")
+        self.split, self.config, self.seed = split, config, int(seed)
         self.per_positive = (
             1 + config.num_negatives if config.loss == "bce" else config.num_negatives
         )
-        self.chunk = CHUNK_BATCHES * config.batch_size  # positives per chunk
-        self._sampling_seconds = 0.0
+        self.block = CHUNK_BATCHES * config.batch_size  # example slots per block
+        self._tensors: tuple[tf.Tensor, tf.Tensor, GraphNegatives] | None = None
 
     @property
     def examples_per_epoch(self) -> int:
+        """Distinct example slots per epoch (the last batch repeats a few of them)."""
         return self.split.num_train * self.per_positive
 
     @property
     def steps_per_epoch(self) -> int:
-        full, rest = divmod(self.split.num_train, self.chunk)
-        return full * CHUNK_BATCHES * self.per_positive + -(
-            -rest * self.per_positive // self.config.batch_size
+        return -(-self.examples_per_epoch // self.config.batch_size)
+
+    def tensors(self) -> tuple[tf.Tensor, tf.Tensor, GraphNegatives]:
+        """Train users, train items and the negative sampler (built on first use)."""
+        if self._tensors is None:
+            split = self.split
+            positives = GraphPositives(
+                split.train_user, split.train_item, split.num_users, split.num_items
+            )
+            counts = None
+            if self.config.negative_sampling == "popularity":
+                counts = np.bincount(split.train_item, minlength=split.num_items)
+            negatives = GraphNegatives(positives, counts, self.config.popularity_power)
+            self._tensors = (
+                tf.constant(split.train_user, tf.int32),
+                tf.constant(split.train_item, tf.int32),
+                negatives,
+            )
+        return self._tensors
+
+    def epoch_seed(self, epoch: int) -> tf.Tensor:
+        """The stateless seed of epoch ``epoch`` (0-based), from the run's seed."""
+        pair = rng_for(self.seed, "negatives", int(epoch)).integers(0, 2**31 - 1, size=2)
+        return tf.constant(pair, tf.int64)
+
+    def dataset(self, epoch: int) -> tf.data.Dataset:
+        """The ``steps_per_epoch`` batches of epoch ``epoch`` (0-based)."""
+        users, items, negatives = self.tensors()
+        seed = self.epoch_seed(epoch)
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(self.split.num_train), fold(seed, 0)
         )
+        by_slot = (tf.gather(users, order), tf.gather(items, order))
+        blocks = -(-self.examples_per_epoch // self.block)
+        dataset = tf.data.Dataset.range(blocks).map(
+            lambda c: self._block(c, seed, by_slot, negatives),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+        return dataset.unbatch().prefetch(tf.data.AUTOTUNE)
 
-    def take_sampling_seconds(self) -> float:
-        """Seconds spent drawing negatives and shuffling since the last call."""
-        seconds, self._sampling_seconds = self._sampling_seconds, 0.0
-        return seconds
-
-    def epoch(self, epoch: int) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
-        """All batches of epoch ``epoch`` (0-based); deterministic in ``(seed, epoch)``."""
-        rng = rng_for(self.seed, "negatives", int(epoch))
-        order = rng.permutation(self.split.num_train)
-        size = self.config.batch_size
-        for start in range(0, len(order), self.chunk):
-            tic = time.perf_counter()
-            arrays = self._chunk(order[start : start + self.chunk], rng)
-            self._sampling_seconds += time.perf_counter() - tic
-            label = arrays.pop("label")
-            for b in range(0, len(label), size):
-                yield {k: v[b : b + size] for k, v in arrays.items()}, label[b : b + size]
-
-    def _chunk(self, rows: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        user = self.split.train_user[rows]
-        item = self.split.train_item[rows]
-        k = self.config.num_negatives
-        neg_users = np.repeat(user, k)
-        negatives = sample_negatives(self.positives, neg_users, rng, self.draw)
+    def _block(
+        self,
+        c: tf.Tensor,
+        seed: tf.Tensor,
+        by_slot: tuple[tf.Tensor, tf.Tensor],
+        negatives: GraphNegatives,
+    ) -> Batch:
+        """Block ``c``'s batches, ``[batches, B]`` each: shuffled slots and fresh negatives."""
+        total, batch, block = self.examples_per_epoch, self.config.batch_size, self.block
+        start = c * block
+        count = tf.minimum(tf.constant(block, tf.int64), total - start)
+        block_seed = fold(seed, c + 1)
+        slots = start + tf.random.experimental.stateless_shuffle(
+            tf.range(count, dtype=tf.int64), fold(block_seed, 0)
+        )
+        padding = -(-count // batch) * batch - count  # wrap to the epoch's first slots
+        slots = tf.concat([slots, tf.range(padding, dtype=tf.int64) % total], axis=0)
+        positive, kind = slots // self.per_positive, slots % self.per_positive
+        user, item = tf.gather(by_slot[0], positive), tf.gather(by_slot[1], positive)
+        negative_seed = fold(block_seed, 1)
         if self.config.loss == "bpr":
-            shuffle = rng.permutation(len(neg_users))
-            return {
-                "user": neg_users[shuffle],
-                "item": np.repeat(item, k)[shuffle],
-                "negative_item": negatives[shuffle],
-                "label": np.zeros(len(neg_users), dtype=np.float32),
+            features = {
+                "user": user,
+                "item": item,
+                "negative_item": negatives.sample(user, negative_seed),
             }
-        all_users = np.concatenate([user, neg_users])
-        all_items = np.concatenate([item, negatives])
-        labels = np.concatenate(
-            [np.ones(len(user), np.float32), np.zeros(len(neg_users), np.float32)]
+            label = tf.zeros(tf.shape(user), tf.float32)
+        else:
+            wanted = tf.where(kind > 0)[:, 0]
+            drawn = negatives.sample(tf.gather(user, wanted), negative_seed)
+            item = tf.tensor_scatter_nd_update(item, wanted[:, None], drawn)
+            features, label = {"user": user, "item": item}, tf.cast(kind == 0, tf.float32)
+        return {k: tf.reshape(v, [-1, batch]) for k, v in features.items()}, tf.reshape(
+            label, [-1, batch]
         )
-        shuffle = rng.permutation(len(all_users))
-        return {"user": all_users[shuffle], "item": all_items[shuffle], "label": labels[shuffle]}
-
-    def dataset(self, epoch: int):
-        """A ``tf.data.Dataset`` of the batches of one epoch."""
-        import tensorflow as tf
-
-        features = {
-            "user": tf.TensorSpec([None], tf.int32),
-            "item": tf.TensorSpec([None], tf.int32),
-        }
-        if self.config.loss == "bpr":
-            features["negative_item"] = tf.TensorSpec([None], tf.int32)
-        signature = (features, tf.TensorSpec([None], tf.float32))
-        dataset = tf.data.Dataset.from_generator(
-            lambda: self.epoch(epoch), output_signature=signature
-        )
-        return dataset.prefetch(8)

@@ -14,7 +14,15 @@ Training is plain ``fit()``; the loss is chosen at build time and applied by ove
 ``compute_loss`` (see :mod:`ncf.models.losses`): ``bce`` batches are
 ``({"user", "item"}, label)``, ``bpr`` batches are ``({"user", "item", "negative_item"}, _)``.
 Either way ``call`` on ``{"user", "item"}`` returns scores, so evaluation is identical.
-Weight L2 penalties are Keras regularizers and are added from ``model.losses``.
+The loss of a batch of ``B`` examples is
+
+    L = 1/B Σ_b [ l_b + λ_e Σ_rows ||row||² ] + λ_d Σ ||W||²
+
+where ``rows`` are the embedding rows example ``b`` looks up (every tower's ``E[u]`` and
+``E[i]``, with ``mf`` the biases ``b_u``, ``b_i``; ``bpr`` also the negative item's), ``λ_e =
+l2_embedding`` (per-example regularisation: the gradient stays on the looked-up rows, so the
+step is row-sparse) and ``λ_d = l2_dense`` on dense kernels (Keras regularizers, from
+``model.losses``).
 
 For evaluation ``score_items(users [B], items [B, C]) -> [B, C]`` and
 ``score_all(users [B]) -> [B, num_items]`` run each tower once per distinct id; ``score_all``
@@ -33,7 +41,7 @@ from keras import ops
 from ncf.config import ModelConfig
 from ncf.models.heads import DotHead, GMFHead, MLPHead, NeuMFHead
 from ncf.models.losses import LOSSES, bce_loss, bpr_loss, reduce_mean
-from ncf.models.towers import Tower, l2_or_none
+from ncf.models.towers import Tower
 
 HEADS = ("mf", "gmf", "mlp", "neumf")
 # Keys of the ModelConfig dump that ncf 0.1.0 stored in ``get_config`` as "model_config".
@@ -63,7 +71,7 @@ class NCFModel(keras.Model):
         mlp_layers: list of int. MLP sizes of mlp/neumf; each tower embeds ``mlp_layers[0] // 2``.
         tower_layers: list of int. Dense ReLU layers after each id embedding.
         dropout: float. Dropout after each dense layer (training only).
-        l2_embedding: float. L2 penalty on the embedding tables.
+        l2_embedding: float. Per-example L2 penalty on the embedding rows each example looks up.
         l2_dense: float. L2 penalty on dense kernels.
         loss: str. ``"bce"`` (pointwise) or ``"bpr"`` (pairwise).
         user_features: optional float32 ``[num_users, F_u]`` side-feature matrix.
@@ -164,14 +172,7 @@ class NCFModel(keras.Model):
         )
 
     def _bias_embedding(self, num_ids: int, name: str) -> keras.layers.Embedding:
-        regularizer = l2_or_none(self.l2_embedding)
-        return keras.layers.Embedding(
-            num_ids,
-            1,
-            embeddings_initializer="zeros",
-            embeddings_regularizer=regularizer,
-            name=name,
-        )
+        return keras.layers.Embedding(num_ids, 1, embeddings_initializer="zeros", name=name)
 
     def _head(self) -> keras.layers.Layer:
         if self.head_type == "mf":
@@ -281,10 +282,28 @@ class NCFModel(keras.Model):
             if y is None:
                 raise ValueError("bce training batches need labels: ({'user', 'item'}, label)")
             per_example = bce_loss(y, y_pred)
+        penalty = self.embedding_penalty(x)
+        if penalty is not None:
+            per_example = per_example + penalty
         loss = reduce_mean(per_example, sample_weight)
         for penalty in self.losses:
             loss = loss + ops.sum(penalty)
         return loss
+
+    def embedding_penalty(self, x: dict[str, Any]) -> Any:
+        """``λ_e Σ ||row||²`` over the rows each example of ``x`` looks up: ``[B]`` (or None)."""
+        if not self.l2_embedding:
+            return None
+        items = [x["item"]] + ([x["negative_item"]] if "negative_item" in x else [])
+        terms = [tower.penalty(x["user"]) for tower in self.user_towers]
+        terms += [tower.penalty(ids) for tower in self.item_towers for ids in items]
+        if self.user_bias is not None and self.item_bias is not None:
+            biases = [self.user_bias(x["user"])] + [self.item_bias(ids) for ids in items]
+            terms += [self.l2_embedding * ops.sum(ops.square(b), axis=-1) for b in biases]
+        total = terms[0]
+        for term in terms[1:]:
+            total = total + term
+        return total
 
     def get_config(self) -> dict[str, Any]:
         return {

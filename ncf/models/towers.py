@@ -15,8 +15,10 @@ data has side features (the dot/GMF heads need equal user and item sizes).
 The side-feature matrix is stored as a non-trainable weight, not in the layer config, so it
 survives ``model.save`` / ``keras.models.load_model`` without bloating the config JSON.
 
-L2 penalties (``l2_embedding`` on ``E``, ``l2_dense`` on dense kernels) are Keras weight
-regularizers, so they appear in ``model.losses``.
+``l2_dense`` on dense kernels is a Keras weight regularizer (it appears in ``model.losses``).
+``l2_embedding`` is per example, on the looked-up rows only (``penalty(ids) = λ ||E[ids]||²``
+per id, which the model adds to each example's loss): a penalty on the whole table would
+give every row a gradient at every step, so a step would cost time proportional to the table.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from keras import ops
 
 
 def l2_or_none(strength: float) -> keras.regularizers.Regularizer | None:
-    """An L2 regularizer, or ``None`` for a zero strength (keeps embedding gradients sparse)."""
+    """An L2 weight regularizer, or ``None`` for a zero strength."""
     return keras.regularizers.L2(strength) if strength > 0 else None
 
 
@@ -42,7 +44,7 @@ class Tower(keras.layers.Layer):
         embedding_dim: int. Size of the id embedding.
         hidden_layers: list of int. Sizes of the dense ReLU layers after the embedding.
         dropout: float. Dropout rate after each dense layer (training only).
-        l2_embedding: float. L2 penalty on the id embedding table.
+        l2_embedding: float. Per-example L2 penalty on looked-up rows (see ``penalty``).
         l2_dense: float. L2 penalty on dense kernels.
         num_features: int. Width ``F`` of the side-feature matrix (0: none).
         features: optional float32 array ``[num_ids, F]``: the side-feature matrix. Only its
@@ -90,7 +92,6 @@ class Tower(keras.layers.Layer):
             self.num_ids,
             self.embedding_dim,
             embeddings_initializer=keras.initializers.RandomNormal(stddev=0.01),
-            embeddings_regularizer=l2_or_none(self.l2_embedding),
             name="embedding",
         )
         dense_kwargs = {"kernel_regularizer": l2_or_none(self.l2_dense)}
@@ -150,6 +151,13 @@ class Tower(keras.layers.Layer):
             if self.dropout_layer is not None:
                 x = self.dropout_layer(x, training=training)
         return x
+
+    def penalty(self, ids: Any) -> Any:
+        """``l2_embedding · ||E[id]||²`` for each of ``ids [B]``: ``[B]``, or None when zero."""
+        if not self.l2_embedding:
+            return None
+        rows = self.embedding(ids)  # [B, embedding_dim]
+        return self.l2_embedding * ops.sum(ops.square(rows), axis=-1)
 
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         return (input_shape[0], self.output_dim)

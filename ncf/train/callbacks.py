@@ -133,8 +133,10 @@ class EpochLog(keras.callbacks.Callback):
     Args:
         state: the phase state.
         validation: the Validation callback, or None.
-        timings: extra named seconds measured elsewhere (negative sampling).
+        timings: extra named seconds measured elsewhere.
         label: first word of the summary line (``epoch``, ``refit epoch``).
+        compiles: whether the phase's first epoch traces and compiles the training step (the
+            first the model runs in this process does; a phase reusing it does not).
     """
 
     def __init__(
@@ -143,16 +145,13 @@ class EpochLog(keras.callbacks.Callback):
         validation: Validation | None,
         timings: Callable[[], dict[str, float]],
         label: str,
+        compiles: bool = True,
     ) -> None:
         super().__init__()
         self.state, self.validation = state, validation
         self.timings, self.label = timings, label
         self._start = 0.0
-
-    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-        # The first epoch a process runs traces and compiles the training step (XLA).
-        self._compiles = not hasattr(self, "_compiled_once")
-        self._compiled_once = True
+        self._compiles = compiles
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._start = time.perf_counter()

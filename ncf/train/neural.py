@@ -9,7 +9,12 @@
 
 The final model (the refit one, or the selected one) is saved as ``RUN/model.keras``; the
 item embeddings go to TensorBoard's projector. Both phases run through one function,
-:func:`ncf.train.phase.run_phase`.
+:func:`ncf.train.phase.run_phase`, on one model compiled once: the refit copies a freshly
+built model's weights into it and resets the optimizer, which gives what a fresh, separately
+compiled model would (tests/test_refit.py checks it) without tracing and compiling again.
+The validation metrics reported are the best epoch's, computed during selection (on every
+validation case; with ``eval.val_users`` they are computed once more on all cases, before
+the refit changes the weights).
 
 NeuMF with ``model.pretrained`` starts from trained GMF and MLP runs (He et al. 2017,
 §3.4.1): the selection phase from their ``selected.keras`` where they have one (a model that
@@ -28,8 +33,9 @@ import numpy as np
 from ncf.config import Config
 from ncf.data.dataset import Dataset
 from ncf.errors import ConfigError, NcfError
+from ncf.evaluation import evaluate
 from ncf.train.fitted import Fitted
-from ncf.train.phase import Phase, PhaseResult, run_phase
+from ncf.train.phase import Phase, PhaseResult, compile_model, run_phase, seed_everything
 from ncf.train.state import load_state, save_model
 
 log = logging.getLogger(__name__)
@@ -52,6 +58,9 @@ def fit_neural(
     """Select the epoch on validation (then refit, if configured) and save ``model.keras``."""
     from ncf.models.scorer import NeuralScorer
 
+    seed_everything(config.run.seed)
+    model = compile_model(build_for(config, dataset, PRETRAINED_SELECTED), config)
+    scorer = NeuralScorer(model)  # traced once; follows the model's weights
     selection = run_phase(
         config,
         dataset,
@@ -63,7 +72,8 @@ def fit_neural(
             dataset.split,
             validate=True,
         ),
-        lambda: build_for(config, dataset, PRETRAINED_SELECTED),
+        model,
+        scorer,
         monitor,
         verbose,
         extra_callbacks,
@@ -76,22 +86,30 @@ def fit_neural(
         "stopped": state.stopped,
         **_throughput(selection),
     }
-    final = selection.model
+    # The best epoch was validated on every validation case unless eval.val_users sampled them.
+    val = state.best_val
+    if config.eval.val_users is not None or val is None:
+        val = _validate(config, dataset, scorer)
+    selected: Any = scorer
     if config.train.refit:
-        save_model(selection.model, path / SELECTED_MODEL)
-        refit = _refit(config, dataset, path, int(state.best_epoch or 0), verbose, extra_callbacks)
-        final, extra["refit"] = refit.model, {"epochs": refit.state.epoch, **_throughput(refit)}
+        save_model(model, path / SELECTED_MODEL)
+        selected = None  # its weights are about to be replaced; its metrics are in ``val``
+        refit = _refit(
+            config, dataset, path, int(state.best_epoch or 0), model, verbose, extra_callbacks
+        )
+        extra["refit"] = {"epochs": refit.state.epoch, **_throughput(refit)}
         extra["refit"]["history"] = refit.state.history
-    save_model(final, path / "model.keras")
+    save_model(model, path / "model.keras")
     if config.train.histograms:
         from ncf.train.projector import write_projector
 
-        write_projector(path / "tensorboard", final.item_embeddings(), path)
-    selected = NeuralScorer(selection.model)
-    final_scorer = NeuralScorer(final) if final is not selection.model else selected
-    # The best epoch was validated on every validation case unless eval.val_users sampled them.
-    val = state.best_val if config.eval.val_users is None else None
-    return Fitted(selected, final_scorer, state.history, extra, val)
+        write_projector(path / "tensorboard", model.item_embeddings(), path)
+    return Fitted(selected, scorer, state.history, extra, val)
+
+
+def _validate(config: Config, dataset: Dataset, scorer: Any) -> dict[str, dict[str, float]]:
+    ev = config.eval
+    return evaluate(scorer, dataset.split, "val", ev.protocols, ev.k, batch_users=ev.batch_users)
 
 
 def _refit(
@@ -99,6 +117,7 @@ def _refit(
     dataset: Dataset,
     path: Path,
     epochs: int,
+    model: Any,
     verbose: int,
     extra_callbacks: Sequence[Any],
 ) -> PhaseResult:
@@ -113,9 +132,9 @@ def _refit(
         epochs,
         dataset.split.with_validation_in_train(),
         validate=False,
+        initial=lambda: build_for(config, dataset, PRETRAINED_FINAL),
     )
-    build = lambda: build_for(config, dataset, PRETRAINED_FINAL)  # noqa: E731
-    return run_phase(config, dataset, phase, build, "", verbose, extra_callbacks)
+    return run_phase(config, dataset, phase, model, None, "", verbose, extra_callbacks)
 
 
 def _throughput(result: PhaseResult) -> dict[str, Any]:

@@ -1,11 +1,17 @@
 """One training phase of a neural model: the single loop behind selection and refit.
 
 A :class:`Phase` names its checkpoint folder, its TensorBoard folder, its epoch budget, the
-split it trains on and whether it validates. :func:`run_phase` builds the model (or restores
-it from the phase's last checkpoint), compiles it and runs epochs ``state.epoch .. epochs-1``
-with plain ``keras.Model.fit`` and the callbacks of :mod:`ncf.train.callbacks`. Training
-batches come from :class:`ncf.data.pipeline.TrainingStream`; epoch ``e``'s batches depend
-on ``(seed, e)`` alone, so a resumed phase continues exactly where a killed one stopped.
+split it trains on, whether it validates and how it starts. :func:`run_phase` puts the run's
+one compiled model in the phase's starting state (its last checkpoint: weights and optimizer
+state; otherwise ``phase.initial``, a fresh model whose weights are copied in, with a fresh
+optimizer state) and runs epochs ``state.epoch .. epochs-1`` with plain ``keras.Model.fit``
+and the callbacks of :mod:`ncf.train.callbacks`. The model is compiled once per run
+(:func:`compile_model`): the selection and the refit share the traced and XLA-compiled train
+step, and the refit gives what a freshly built and compiled model would.
+
+Training batches come from :class:`ncf.data.pipeline.TrainingStream`; epoch ``e``'s batches
+depend on ``(seed, e)`` alone, so a resumed phase continues exactly where a killed one
+stopped. Every batch has the same size, so the train step is compiled for one shape.
 
 Early stopping is decided in one place, the :class:`~ncf.train.callbacks.EarlyStopping`
 callback, through Keras' ``model.stop_training``; the decision is saved in ``state.json`` so
@@ -45,6 +51,7 @@ log = logging.getLogger(__name__)
 
 # Builds a fresh, uncompiled model for a phase (pretrained initialisation included).
 ModelBuilder = Callable[[], Any]
+STEPS_PER_EXECUTION = 32
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,8 @@ class Phase:
         split: the data it trains on (``split.train_*``).
         validate: rank ``split``'s validation cases after each epoch and stop early on
             ``monitor``; without it every epoch is the best so far.
+        initial: builds the fresh model the phase starts from (its weights are copied into
+            the compiled model); None: the compiled model is fresh already.
     """
 
     label: str
@@ -67,6 +76,7 @@ class Phase:
     epochs: int
     split: Split
     validate: bool
+    initial: ModelBuilder | None = None
 
 
 @dataclass(frozen=True)
@@ -88,29 +98,33 @@ def run_phase(
     config: Config,
     dataset: Dataset,
     phase: Phase,
-    build: ModelBuilder,
+    model: Any,
+    scorer: Any,
     monitor: str,
     verbose: int,
     extra_callbacks: Sequence[Any] = (),
 ) -> PhaseResult:
-    """Train (or resume) ``phase``; returns the model with its best epoch's weights restored."""
-    seed_everything(config.run.seed)
+    """Train (or resume) ``phase`` with the compiled ``model`` (see :func:`compile_model`);
+    ``scorer`` ranks validation with it. Returns it with its best epoch's weights restored."""
+    from ncf.models.optim import set_steps_per_epoch
+
     stream = TrainingStream(phase.split, config.train, config.run.seed)
     state = load_state(phase.folder)
     if state is None or state.checkpoint is None:
         state = PhaseState()
-        model = _compile(build(), config, stream.steps_per_epoch)
+        if phase.initial is not None:
+            seed_everything(config.run.seed)
+            reinitialise(model, phase.initial())
     else:
-        from ncf.models.scorer import load_keras_model
-
-        model = load_keras_model(phase.folder / state.checkpoint)
-    callbacks, board = _callbacks(config, dataset, phase, state, model, stream, monitor, verbose)
+        model.load_weights(phase.folder / state.checkpoint)  # weights and optimizer state
+    set_steps_per_epoch(model.optimizer, stream.steps_per_epoch)
+    compiles = model.train_function is None  # compile() clears it; the first fit() traces it
+    callbacks, board = _callbacks(config, dataset, phase, state, scorer, monitor, verbose, compiles)
     for epoch in range(state.epoch, phase.epochs):
         if state.stopped:
             break
         with warnings.catch_warnings():
-            # Each epoch's dataset ends where the epoch ends; Keras warns when its last
-            # execution asks for more steps than are left, which is intended here.
+            # The last execution of an epoch may ask for more steps than are left; intended.
             warnings.filterwarnings("ignore", message="Your input ran out of data")
             model.fit(
                 stream.dataset(epoch),
@@ -135,6 +149,35 @@ def run_phase(
     return PhaseResult(model, state, stream)
 
 
+def compile_model(model: Any, config: Config) -> Any:
+    """Compile ``model`` for every phase of the run, with its optimizer built (so a checkpoint
+    restores the optimizer state too). The schedule's epoch length is set by each phase."""
+    from ncf.models import optimizer_from_config
+
+    model.compile(
+        optimizer=optimizer_from_config(config.train, steps_per_epoch=1),
+        # Several steps per call and XLA: per-step overhead dominates these small models
+        # (measured: about 2x the examples/s of one eager step per call at batch 2048).
+        steps_per_execution=STEPS_PER_EXECUTION,
+        jit_compile=True,
+    )
+    model.optimizer.build(model.trainable_variables)
+    return model
+
+
+def reinitialise(model: Any, fresh: Any) -> None:
+    """Give the compiled ``model`` the state of the freshly built ``fresh`` (same architecture):
+    its weights and random-generator states, and a fresh optimizer state."""
+    from ncf.models.optim import reset_optimizer
+
+    targets, sources = model.variables, fresh.variables
+    if [tuple(v.shape) for v in targets] != [tuple(v.shape) for v in sources]:
+        raise ValueError("reinitialise needs two models of the same architecture")
+    for target, source in zip(targets, sources, strict=True):
+        target.assign(source)
+    reset_optimizer(model.optimizer, model.trainable_variables)
+
+
 def validation_split(config: Config, split: Split) -> Split:
     """The split whose validation cases are ranked each epoch: all, or ``eval.val_users`` of
     them drawn once from the seed."""
@@ -145,25 +188,10 @@ def validation_split(config: Config, split: Split) -> Split:
     )
 
 
-def _compile(model: Any, config: Config, steps: int) -> Any:
-    from ncf.models import optimizer_from_config
-
-    model.compile(
-        optimizer=optimizer_from_config(config.train, steps),
-        # Several steps per call and XLA: per-step overhead dominates these small models
-        # (measured: about 2x the examples/s of one eager step per call at batch 2048).
-        steps_per_execution=max(1, min(32, steps)),
-        jit_compile=True,
-    )
-    return model
-
-
-def _callbacks(config, dataset, phase, state, model, stream, monitor, verbose) -> tuple:
+def _callbacks(config, dataset, phase, state, scorer, monitor, verbose, compiles) -> tuple:
     validation = None
     if phase.validate:
-        from ncf.models.scorer import NeuralScorer
-
-        scorer, ev = NeuralScorer(model), config.eval
+        ev = config.eval
         split = validation_split(config, dataset.split)
         validation = Validation(
             lambda: evaluate(scorer, split, "val", ev.protocols, ev.k, ev.batch_users),
@@ -174,14 +202,11 @@ def _callbacks(config, dataset, phase, state, model, stream, monitor, verbose) -
     stopping = config.train.early_stopping
     patience = stopping.patience if validation else 0
 
-    def timings() -> dict[str, float]:
-        return {"sampling": stream.take_sampling_seconds()}
-
     board = TensorBoardWriter(phase.log_dir, config.train.histograms, state, validation)
     callbacks: list[Any] = [
         NanGuard(state),
         EarlyStopping(state, validation, patience, stopping.min_delta),
-        EpochLog(state, validation, timings, phase.label),
+        EpochLog(state, validation, dict, phase.label, compiles),  # sampling: tf.data threads
         Checkpointer(phase.folder, state),
         board,
     ]

@@ -84,7 +84,9 @@ def train(
         "model": config.model.type,
         "fingerprint": dataset.split.fingerprint(),
         "fit_on": "train+val" if config.train.refit else "train",
-        "val": fitted.val or _evaluate(fitted.selected, dataset.split, "val", config),
+        "val": fitted.val
+        if fitted.val is not None
+        else _evaluate(fitted.selected, dataset.split, "val", config),
         "test": _evaluate(fitted.final, dataset.split, "test", config),
         "history": fitted.history,
         "train_seconds": train_seconds,

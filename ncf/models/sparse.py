@@ -1,0 +1,142 @@
+"""Row-sparse optimisers: an embedding table's step reads and writes only the rows a batch touched.
+
+The gradient of an embedding lookup ``E[ids]`` is a ``tf.IndexedSlices``: one value row per
+occurrence of an id in the batch. Keras' Adam turns it into a dense ``[num_rows, d]`` update
+of every row (moments decay everywhere), so a step costs time proportional to the table.
+These optimisers update only the touched rows ``R`` and leave every other row, and its
+optimiser state, as it was; dense gradients (the MLP, output layers) take Keras' dense step.
+
+Duplicates are summed first: with occurrences ``(r_k, g_k)``, row ``r`` gets
+``g_r = Σ_{k: r_k = r} g_k`` (what a dense gradient holds in that row). Every occurrence
+carries its row's new value and the rows are written with a scatter *update*, so duplicate
+writes agree and the result does not depend on their order. Shapes stay static (one entry per
+occurrence), so the step compiles with XLA and shards under ``tf.distribute``.
+
+**Lazy Adam** (as TF Addons' ``LazyAdam``; Kingma & Ba 2015 on the rows in ``R``), at step
+``t`` (1-based, counted over all updates) with rate ``η``::
+
+    m_r ← β1 m_r + (1 - β1) g_r
+    v_r ← β2 v_r + (1 - β2) g_r²
+    w_r ← w_r - η √(1 - β2^t) / (1 - β1^t) · m_r / (√v_r + ε)        for r in R only
+
+Keras' dense Adam applies the same to every row with ``g_r = 0`` outside ``R``, so rows not
+touched keep moving with their decaying momentum; the lazy step leaves them still.
+
+**Sparse Adagrad** (Duchi et al. 2011): ``a_r ← a_r + g_r²``, ``w_r ← w_r - η g_r / √(a_r + ε)``
+for ``r`` in ``R``. A row with zero gradient does not change under dense Adagrad either, so
+this is exactly Keras' Adagrad, only cheaper (and with duplicates summed before squaring).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import ops
+
+
+def summed_rows(gradient: Any) -> tuple[Any, Any]:
+    """``(rows [K], g [K, d])``: each occurrence's row and its row's summed gradient.
+
+    ``gradient`` is a ``tf.IndexedSlices`` with ``K`` occurrences (duplicates allowed); the
+    result is in ascending row order, duplicates kept, each carrying the row's total.
+    """
+    import tensorflow as tf
+
+    indices = tf.cast(gradient.indices, "int32")
+    order = tf.argsort(indices, stable=True)
+    rows = tf.gather(indices, order)  # [K] ascending
+    values = tf.gather(gradient.values, order)  # [K, d]
+    first = tf.concat([[True], rows[1:] != rows[:-1]], axis=0)
+    segment = tf.cumsum(tf.cast(first, "int32")) - 1  # [K] 0.. number of distinct rows - 1
+    totals = tf.math.unsorted_segment_sum(values, segment, num_segments=tf.shape(rows)[0])
+    return rows, tf.gather(totals, segment)
+
+
+def _is_sparse(gradient: Any) -> bool:
+    import tensorflow as tf
+
+    return isinstance(gradient, tf.IndexedSlices)
+
+
+def _scatter(variable: Any, rows: Any, values: Any) -> None:
+    """Write ``values [K, d]`` into ``variable`` at ``rows [K]`` (duplicates carry equal values)."""
+    import tensorflow as tf
+
+    target = variable.value if isinstance(variable, keras.Variable) else variable
+    target.scatter_update(tf.IndexedSlices(tf.cast(values, target.dtype), rows))
+
+
+def _gather(variable: Any, rows: Any) -> Any:
+    import tensorflow as tf
+
+    target = variable.value if isinstance(variable, keras.Variable) else variable
+    return tf.gather(target, rows)
+
+
+@keras.saving.register_keras_serializable(package="ncf")
+class LazyAdam(keras.optimizers.Adam):
+    """Adam whose embedding-table steps touch only the rows in the batch (see module docstring).
+
+    Args: those of ``keras.optimizers.Adam`` (``amsgrad`` is not supported).
+
+    Example:
+
+    ```python
+    model.compile(optimizer=LazyAdam(learning_rate=0.004))
+    ```
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.amsgrad:
+            raise ValueError("LazyAdam does not support amsgrad")
+
+    def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
+        if not _is_sparse(gradient):
+            return super().update_step(gradient, variable, learning_rate)
+        # The arithmetic of keras.optimizers.Adam, in its order: with every row touched the
+        # two agree to the last bit.
+        dtype = variable.dtype
+        step = ops.cast(self.iterations + 1, dtype)
+        beta_1_power = ops.power(ops.cast(self.beta_1, dtype), step)
+        beta_2_power = ops.power(ops.cast(self.beta_2, dtype), step)
+        alpha = ops.cast(learning_rate, dtype) * ops.sqrt(1 - beta_2_power) / (1 - beta_1_power)
+        index = self._get_variable_index(variable)
+        m, v = self._momentums[index], self._velocities[index]
+        rows, g = summed_rows(gradient)
+        g = ops.cast(g, dtype)
+        m_rows = _gather(m, rows)
+        m_rows = m_rows + (g - m_rows) * (1 - self.beta_1)
+        v_rows = _gather(v, rows)
+        v_rows = v_rows + (ops.square(g) - v_rows) * (1 - self.beta_2)
+        w_rows = _gather(variable, rows) - m_rows * alpha / (ops.sqrt(v_rows) + self.epsilon)
+        _scatter(m, rows, m_rows)
+        _scatter(v, rows, v_rows)
+        _scatter(variable, rows, w_rows)
+
+
+@keras.saving.register_keras_serializable(package="ncf")
+class SparseAdagrad(keras.optimizers.Adagrad):
+    """Adagrad whose embedding-table steps touch only the rows in the batch (exact).
+
+    Args: those of ``keras.optimizers.Adagrad``.
+
+    Example:
+
+    ```python
+    model.compile(optimizer=SparseAdagrad(learning_rate=0.05))
+    ```
+    """
+
+    def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
+        if not _is_sparse(gradient):
+            return super().update_step(gradient, variable, learning_rate)
+        dtype = variable.dtype
+        accumulator = self._accumulators[self._get_variable_index(variable)]
+        rows, g = summed_rows(gradient)
+        g = ops.cast(g, dtype)
+        a_rows = _gather(accumulator, rows) + ops.square(g)  # Keras' Adagrad arithmetic
+        step = ops.cast(learning_rate, dtype) * g / ops.sqrt(a_rows + self.epsilon)
+        _scatter(accumulator, rows, a_rows)
+        _scatter(variable, rows, _gather(variable, rows) - step)
