@@ -4,8 +4,8 @@
 
 Prints test HR@10 / NDCG@10 under both protocols (the epoch is chosen on the validation
 split; with ``train.refit`` the tested model is then retrained on train + validation for
-that many epochs), seconds per epoch split into negative sampling, training and validation, and
-training examples per second. The run directory goes to a temporary folder.
+that many epochs), seconds per epoch split into training and validation, and training
+examples per second. The run directory goes to a temporary folder.
 """
 
 from __future__ import annotations
@@ -60,9 +60,9 @@ def main() -> None:
             f"test {protocol:8s}     HR@10 {values['HR@10']:.4f}  NDCG@10 {values['NDCG@10']:.4f}"
         )
     print(
-        f"seconds/epoch     {steady['epoch']:.2f} (sampling {steady['sampling']:.2f} in the input "
-        f"thread, training {steady['train']:.2f}, validation {steady['eval']:.2f}), median of "
-        f"epochs 2..{len(history)}; epoch 1 (compiles) {first['epoch']:.2f}"
+        f"seconds/epoch     {steady['epoch']:.2f} (training {steady['train']:.2f} with negatives "
+        f"drawn in tf.data threads, validation {steady['eval']:.2f}), median of epochs "
+        f"2..{len(history)}; epoch 1 (compiles) {first['epoch']:.2f}"
     )
     print(f"examples/epoch    {m['examples_per_epoch']:,}")
     print(f"train examples/s  {m['examples_per_second']:,.0f} (steady)")

@@ -84,12 +84,14 @@ def test_tower_rejects_bad_shapes() -> None:
         Tower(num_ids=3, embedding_dim=2, features=FEATURES[:2])
 
 
-def test_tower_l2_appears_in_losses() -> None:
+def test_tower_l2_is_a_penalty_on_the_looked_up_rows() -> None:
     tower = Tower(num_ids=3, embedding_dim=2, l2_embedding=0.1)
     tower.build((None,))
     _set(tower.embedding.embeddings, EMB)
-    assert len(tower.losses) == 1
-    np.testing.assert_allclose(tower.losses[0], 0.1 * np.sum(EMB**2), rtol=1e-6)
+    assert not tower.losses  # nothing on the whole table
+    ids = np.array([2, 0, 2], dtype="int32")
+    np.testing.assert_allclose(tower.penalty(ids), 0.1 * np.sum(EMB[ids] ** 2, axis=1), rtol=1e-6)
+    assert Tower(num_ids=3, embedding_dim=2).penalty(ids) is None
 
 
 def test_tower_roundtrip_keeps_side_features(tmp_path: Path) -> None:

@@ -18,6 +18,10 @@ Every head takes a flat list of tensors, user and item interleaved:
 ``[B, N]`` scores without materialising the pairs where the algebra allows: a matmul for
 mf/gmf; for mlp/neumf the first MLP layer splits as ``W [p ; q] = W_p p + W_q q``, so it is
 computed once per user and once per item and only the later (small) layers see the pairs.
+It runs in two stages that the model's ``score_all`` calls separately, so the per-item work
+is done once for a whole catalogue that is then scored in chunks: ``factors(user_parts,
+item_parts) -> (user_factors, item_factors)`` (lists of ``[B, ...]`` and ``[N, ...]`` tensors)
+and ``from_factors(user_factors, item_factors) -> [B, N]``.
 """
 
 from __future__ import annotations
@@ -57,8 +61,19 @@ def _output_layer(l2_dense: float) -> keras.layers.Dense:
     return keras.layers.Dense(1, kernel_regularizer=l2_or_none(l2_dense), name="output")
 
 
+class _Factored:
+    """``score_matrix`` in two stages (see the module docstring); the default factors are the
+    parts themselves, split into the user and the item side."""
+
+    def factors(self, parts: list[Any]) -> tuple[list[Any], list[Any]]:
+        return list(parts[0::2]), list(parts[1::2])
+
+    def from_factors(self, users: list[Any], items: list[Any]) -> Any:
+        return self.score_matrix([t for pair in zip(users, items, strict=True) for t in pair])
+
+
 @keras.saving.register_keras_serializable(package="ncf")
-class DotHead(keras.layers.Layer):
+class DotHead(_Factored, keras.layers.Layer):
     """``mf``: dot product plus user, item and global biases (Rendle et al. 2020).
 
     Args:
@@ -91,7 +106,7 @@ class DotHead(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="ncf")
-class GMFHead(keras.layers.Layer):
+class GMFHead(_Factored, keras.layers.Layer):
     """``gmf``: ``h^T (p_u ⊙ q_i) + b`` (He et al. 2017, eq. 9).
 
     Args:
@@ -185,15 +200,24 @@ class MLPBlock(keras.layers.Layer):
 
     def score_matrix(self, inputs: list[Any]) -> Any:
         """All pairs: users ``[B, du]``, items ``[N, di]`` -> ``[B, N, output_dim]``."""
+        return self.from_factors(*self.factors(inputs))
+
+    def factors(self, inputs: list[Any]) -> tuple[Any, Any]:
+        """The first layer split: ``W_p p + b`` per user ``[B, h1]``, ``W_q q`` per item ``[N, h1]``."""
         user, item = inputs
         if not self.dense_layers:
-            b, n = ops.shape(user)[0], ops.shape(item)[0]
-            u = ops.broadcast_to(user[:, None, :], (b, n, ops.shape(user)[1]))
-            i = ops.broadcast_to(item[None, :, :], (b, n, ops.shape(item)[1]))
-            return ops.concatenate([u, i], axis=-1)
+            return user, item
         first = self.dense_layers[0]
-        user_part = ops.matmul(user, first.kernel[: self.user_dim]) + first.bias  # [B, h1]
-        item_part = ops.matmul(item, first.kernel[self.user_dim :])  # [N, h1]
+        user_part = ops.matmul(user, first.kernel[: self.user_dim]) + first.bias
+        return user_part, ops.matmul(item, first.kernel[self.user_dim :])
+
+    def from_factors(self, user_part: Any, item_part: Any) -> Any:
+        """``[B, h1]`` and ``[N, h1]`` factors -> the last layer of every pair ``[B, N, w]``."""
+        if not self.dense_layers:
+            b, n = ops.shape(user_part)[0], ops.shape(item_part)[0]
+            u = ops.broadcast_to(user_part[:, None, :], (b, n, ops.shape(user_part)[1]))
+            i = ops.broadcast_to(item_part[None, :, :], (b, n, ops.shape(item_part)[1]))
+            return ops.concatenate([u, i], axis=-1)
         x = ops.relu(user_part[:, None, :] + item_part[None, :, :])  # [B, N, h1]
         for layer in self.dense_layers[1:]:
             x = layer(x)
@@ -233,7 +257,14 @@ class MLPHead(MLPBlock):
         return ops.squeeze(self.output_layer(z), axis=-1)
 
     def score_matrix(self, inputs: list[Any]) -> Any:
-        z = super().score_matrix(inputs)  # [B, N, w]
+        return self.from_factors(*self.factors(inputs))
+
+    def factors(self, inputs: list[Any]) -> tuple[Any, Any]:  # type: ignore[override]
+        user, item = super().factors(inputs)
+        return [user], [item]
+
+    def from_factors(self, users: Any, items: Any) -> Any:  # type: ignore[override]
+        z = super().from_factors(users[0], items[0])  # [B, N, w]
         return ops.squeeze(self.output_layer(z), axis=-1)
 
 
@@ -282,11 +313,19 @@ class NeuMFHead(keras.layers.Layer):
         return ops.squeeze(self.output_layer(x), axis=-1)
 
     def score_matrix(self, inputs: list[Any]) -> Any:
+        return self.from_factors(*self.factors(inputs))
+
+    def factors(self, inputs: list[Any]) -> tuple[list[Any], list[Any]]:
+        """Users ``[h^G ⊙ p^G, W_p p^M + b]``, items ``[q^G, W_q q^M]``."""
         user_gmf, item_gmf, user_mlp, item_mlp = inputs
-        kernel = self.output_layer.kernel[:, 0]  # [d_gmf + w]
-        h_gmf, h_mlp = kernel[: self.gmf_dim], kernel[self.gmf_dim :]
-        gmf = ops.matmul(user_gmf * h_gmf, ops.transpose(item_gmf))  # [B, N]
-        z = self.mlp.score_matrix([user_mlp, item_mlp])  # [B, N, w]
+        h_gmf = self.output_layer.kernel[: self.gmf_dim, 0]
+        user_part, item_part = self.mlp.factors([user_mlp, item_mlp])
+        return [user_gmf * h_gmf, user_part], [item_gmf, item_part]
+
+    def from_factors(self, users: list[Any], items: list[Any]) -> Any:
+        h_mlp = self.output_layer.kernel[self.gmf_dim :, 0]  # [w]
+        gmf = ops.matmul(users[0], ops.transpose(items[0]))  # [B, N]
+        z = self.mlp.from_factors(users[1], items[1])  # [B, N, w]
         return gmf + ops.matmul(z, h_mlp) + self.output_layer.bias[0]
 
     def get_config(self) -> dict[str, Any]:

@@ -234,20 +234,39 @@ class NCFModel(keras.Model):
         return ops.reshape(scores, ops.shape(items))
 
     def score_all(self, users: Any) -> Any:
-        """Scores of every item for ``users [B]``: ``[B, num_items]`` logits."""
+        """Scores of every item for ``users [B]``: ``[B, num_items]`` logits.
+
+        The towers and the head's per-user and per-item factors (for mlp/neumf the first MLP
+        layer) are computed once per call; the pairs are then scored in item chunks of a
+        fixed size inside one graph loop (``ops.map``), so memory stays within
+        ``max_pair_elements`` floats per intermediate tensor and the graph does not grow
+        with the catalogue.
+        """
         users = ops.convert_to_tensor(users, dtype="int32")
         if len(users.shape) != 1:
             raise ValueError(f"score_all expects users [B], got shape {users.shape}")
         user_parts = self._user_parts(users)
         item_parts = self._item_parts(ops.arange(self.num_items, dtype="int32"))
+        user_factors, item_factors = self.head.factors(_interleave(user_parts, item_parts))
         chunk = self._item_chunk(users.shape[0])
         if chunk >= self.num_items:
-            return self.head.score_matrix(_interleave(user_parts, item_parts))
-        blocks = []
-        for start in range(0, self.num_items, chunk):
-            part = [p[start : start + chunk] for p in item_parts]
-            blocks.append(self.head.score_matrix(_interleave(user_parts, part)))
-        return ops.concatenate(blocks, axis=1)
+            return self.head.from_factors(user_factors, item_factors)
+        chunks = -(-self.num_items // chunk)
+        padding = chunks * chunk - self.num_items
+        item_factors = [
+            ops.pad(f, [(0, padding)] + [(0, 0)] * (len(f.shape) - 1)) for f in item_factors
+        ]
+
+        def block(i: Any) -> Any:  # [B, chunk]
+            part = [
+                ops.slice(f, [i * chunk] + [0] * (len(f.shape) - 1), [chunk, *f.shape[1:]])
+                for f in item_factors
+            ]
+            return self.head.from_factors(user_factors, part)
+
+        blocks = ops.map(block, ops.arange(chunks, dtype="int32"))  # [chunks, B, chunk]
+        scores = ops.reshape(ops.transpose(blocks, (1, 0, 2)), (-1, chunks * chunk))
+        return scores[:, : self.num_items]
 
     def _item_chunk(self, batch: int | None) -> int:
         """Items per block so that a ``[B, chunk, width]`` pair tensor stays within budget."""
