@@ -71,6 +71,9 @@ class _Factored:
     def from_factors(self, users: list[Any], items: list[Any]) -> Any:
         return self.score_matrix([t for pair in zip(users, items, strict=True) for t in pair])
 
+    def score_matrix(self, inputs: list[Any]) -> Any:
+        raise NotImplementedError
+
 
 @keras.saving.register_keras_serializable(package="ncf")
 class DotHead(_Factored, keras.layers.Layer):
