@@ -8,11 +8,13 @@ through the ``ncf`` logger; this module sends it to standard output.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from ncf.errors import NcfError
 
@@ -315,5 +317,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def run(argv: Sequence[str] | None = None) -> NoReturn:
+    """The ``ncf`` console command: :func:`main`, then exit with its status, quickly.
+
+    At exit the interpreter's last garbage collection walks every object still alive, and a
+    process that imported TensorFlow and Keras holds millions of them (modules, traced
+    graphs, protocol buffers): measured, 6.5 s after the last line for a bare ``import
+    tensorflow, keras`` at load 13 on 2 cores, 0.4 s with the objects frozen first. By now
+    every file the command wrote is closed and its output is flushed, so the live objects are
+    moved out of the collector's reach (``gc.freeze``); the rest of the shutdown (atexit
+    handlers, stream flushes, the exit status) runs as usual. What it skips is collecting
+    reference cycles among those objects, whose memory the operating system reclaims anyway.
+    """
+    code = main(argv)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    gc.freeze()
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

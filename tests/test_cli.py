@@ -116,6 +116,35 @@ def test_bad_config_in_a_real_process_has_no_traceback(tmp_path):
     assert result.stdout == ""
 
 
+# Runs the ncf command as its console script does and reports, from an atexit handler (the
+# last code before the interpreter's final garbage collection), what that collection would
+# have to walk.
+COUNT_AT_EXIT = """
+import atexit, gc, sys
+atexit.register(lambda: print(f"at exit: {gc.get_freeze_count()} frozen, {len(gc.get_objects())} tracked"))
+from ncf.cli import run
+run(sys.argv[1:])
+"""
+
+
+@pytest.mark.parametrize("ok", [True, False])
+def test_the_command_leaves_its_objects_out_of_the_final_garbage_collection(tmp_path, ok):
+    """The slow exit (seconds to tens of seconds after the last line) was the interpreter's
+    last garbage collection walking the objects TensorFlow and Keras create; the command
+    freezes them once its output is out, and keeps its exit status."""
+    extra = [] if ok else ["train.early_stopping.metric=NDCG@50"]  # a user mistake: status 2
+    args = ["train", QUICK, *sets(f"run.dir={tmp_path}", *TINY, "train.epochs=1", *extra)]
+    result = subprocess.run(
+        [sys.executable, "-c", COUNT_AT_EXIT, *args], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == (0 if ok else 2), result.stderr
+    frozen, tracked = map(
+        int, re.findall(r"at exit: (\d+) frozen, (\d+) tracked", result.stdout)[0]
+    )
+    assert tracked < 1_000, result.stdout[-300:]
+    assert frozen > (100_000 if ok else 10_000)  # with TensorFlow loaded, hundreds of thousands
+
+
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory):
     base = tmp_path_factory.mktemp("cli")
