@@ -116,6 +116,29 @@ def test_bad_config_in_a_real_process_has_no_traceback(tmp_path):
     assert result.stdout == ""
 
 
+IMPORTS_AFTER = """
+import contextlib, io, sys
+from ncf.cli import main
+out, status = io.StringIO(), 0
+with contextlib.redirect_stdout(out):
+    try:
+        status = main(sys.argv[1:])
+    except SystemExit as exc:  # --help
+        status = exc.code
+heavy = sorted({m.split(".")[0] for m in sys.modules} & {"tensorflow", "keras", "tensorboard", "tensorflow_datasets", "matplotlib", "scipy"})
+print(status, len(out.getvalue()) > 100, "heavy:", ",".join(heavy))
+"""
+
+
+@pytest.mark.parametrize("args", [["--help"], ["train", "--help"], ["data", "stats", QUICK]])
+def test_help_and_data_stats_do_not_import_tensorflow(args):
+    result = subprocess.run(
+        [sys.executable, "-c", IMPORTS_AFTER, *args], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "0 True heavy:", result.stdout[-200:]
+
+
 # Runs the ncf command as its console script does and reports, from an atexit handler (the
 # last code before the interpreter's final garbage collection), what that collection would
 # have to walk.
