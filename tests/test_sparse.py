@@ -58,8 +58,17 @@ def test_summed_rows_gives_each_occurrence_its_rows_total() -> None:
     np.testing.assert_allclose(totals.numpy()[0], [0.2, 0.2, 0.2])
 
 
+@pytest.fixture(params=["gathered rows", "whole small table"])
+def path(request, monkeypatch) -> str:
+    """Run a test through both ways of stepping the touched rows."""
+    from ncf.models import sparse
+
+    monkeypatch.setattr(sparse, "DENSE_ROWS_PER_OCCURRENCE", 0 if request.param[0] == "g" else 100)
+    return request.param
+
+
 @pytest.mark.parametrize("jit", [False, True])
-def test_lazy_adam_is_adam_on_the_touched_rows_only(jit: bool) -> None:
+def test_lazy_adam_is_adam_on_the_touched_rows_only(jit: bool, path: str) -> None:
     variable = keras.Variable(start())
     optimizer = LazyAdam(learning_rate=0.1)
     optimizer.build([variable])
@@ -74,7 +83,7 @@ def test_lazy_adam_is_adam_on_the_touched_rows_only(jit: bool) -> None:
     assert int(optimizer.iterations) == len(STEPS)
 
 
-def test_lazy_adam_equals_keras_adam_when_every_row_is_touched() -> None:
+def test_lazy_adam_equals_keras_adam_when_every_row_is_touched(path: str) -> None:
     steps = [(list(range(ROWS)), np.full((ROWS, DIM), 0.1 * (s + 1)).tolist()) for s in range(3)]
     steps[1][1][2] = [-3.0, 0.0, 1.0]
     lazy, dense = keras.Variable(start()), keras.Variable(start())
@@ -86,7 +95,7 @@ def test_lazy_adam_equals_keras_adam_when_every_row_is_touched() -> None:
 
 
 @pytest.mark.parametrize("jit", [False, True])
-def test_sparse_adagrad_equals_dense_adagrad(jit: bool) -> None:
+def test_sparse_adagrad_equals_dense_adagrad(jit: bool, path: str) -> None:
     sparse, dense = keras.Variable(start()), keras.Variable(start())
     optimizer = SparseAdagrad(learning_rate=0.1)
     optimizer.build([sparse])

@@ -10,7 +10,10 @@ Duplicates are summed first: with occurrences ``(r_k, g_k)``, row ``r`` gets
 ``g_r = Σ_{k: r_k = r} g_k`` (what a dense gradient holds in that row). Every occurrence
 carries its row's new value and the rows are written with a scatter *update*, so duplicate
 writes agree and the result does not depend on their order. Shapes stay static (one entry per
-occurrence), so the step compiles with XLA and shards under ``tf.distribute``.
+occurrence), so the step compiles with XLA and shards under ``tf.distribute``. A table with
+at most ``DENSE_ROWS_PER_OCCURRENCE`` rows per occurrence (MovieLens-100K's, at batch 2048)
+is cheaper to step whole: the same update is computed for every row and kept only where
+the batch touched it (:func:`apply_to_touched_rows`), which changes nothing else.
 
 **Lazy Adam** (as TF Addons' ``LazyAdam``; Kingma & Ba 2015 on the rows in ``R``), at step
 ``t`` (1-based, counted over all updates) with rate ``η``::
@@ -29,10 +32,13 @@ this is exactly Keras' Adagrad, only cheaper (and with duplicates summed before 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import keras
 from keras import ops
+
+DENSE_ROWS_PER_OCCURRENCE = 2
 
 
 def summed_rows(gradient: Any) -> tuple[Any, Any]:
@@ -74,6 +80,31 @@ def _gather(variable: Any, rows: Any) -> Any:
     return tf.gather(target, rows)
 
 
+def apply_to_touched_rows(
+    tables: list[Any], gradient: Any, update: Callable[..., tuple[Any, ...]]
+) -> None:
+    """``tables`` (the variable and its optimizer slots, ``[N, ...]`` each) get
+    ``update(*rows, g) -> new rows`` on the rows ``gradient`` (IndexedSlices) touches, with
+    ``g`` the rows' summed gradients; every other row keeps its value."""
+    import tensorflow as tf
+
+    num_rows, occurrences = tables[0].shape[0], gradient.indices.shape[0]
+    if occurrences is not None and num_rows <= DENSE_ROWS_PER_OCCURRENCE * occurrences:
+        indices = tf.cast(gradient.indices, "int32")
+        g = tf.math.unsorted_segment_sum(gradient.values, indices, num_rows)  # [N, d]
+        hits = tf.math.unsorted_segment_sum(tf.ones_like(indices), indices, num_rows)
+        touched = tf.reshape(hits > 0, [num_rows] + [1] * (len(tables[0].shape) - 1))
+        current = [ops.convert_to_tensor(t) for t in tables]
+        new = update(*current, ops.cast(g, tables[0].dtype))
+        for table, old, value in zip(tables, current, new, strict=True):
+            table.assign(tf.where(touched, value, old))
+        return
+    rows, g = summed_rows(gradient)
+    new = update(*[_gather(t, rows) for t in tables], ops.cast(g, tables[0].dtype))
+    for table, value in zip(tables, new, strict=True):
+        _scatter(table, rows, value)
+
+
 @keras.saving.register_keras_serializable(package="ncf")
 class LazyAdam(keras.optimizers.Adam):
     """Adam whose embedding-table steps touch only the rows in the batch (see module docstring).
@@ -104,16 +135,13 @@ class LazyAdam(keras.optimizers.Adam):
         alpha = ops.cast(learning_rate, dtype) * ops.sqrt(1 - beta_2_power) / (1 - beta_1_power)
         index = self._get_variable_index(variable)
         m, v = self._momentums[index], self._velocities[index]
-        rows, g = summed_rows(gradient)
-        g = ops.cast(g, dtype)
-        m_rows = _gather(m, rows)
-        m_rows = m_rows + (g - m_rows) * (1 - self.beta_1)
-        v_rows = _gather(v, rows)
-        v_rows = v_rows + (ops.square(g) - v_rows) * (1 - self.beta_2)
-        w_rows = _gather(variable, rows) - m_rows * alpha / (ops.sqrt(v_rows) + self.epsilon)
-        _scatter(m, rows, m_rows)
-        _scatter(v, rows, v_rows)
-        _scatter(variable, rows, w_rows)
+
+        def update(m_rows: Any, v_rows: Any, w_rows: Any, g: Any) -> tuple[Any, Any, Any]:
+            m_rows = m_rows + (g - m_rows) * (1 - self.beta_1)
+            v_rows = v_rows + (ops.square(g) - v_rows) * (1 - self.beta_2)
+            return m_rows, v_rows, w_rows - m_rows * alpha / (ops.sqrt(v_rows) + self.epsilon)
+
+        apply_to_touched_rows([m, v, variable], gradient, update)
 
 
 @keras.saving.register_keras_serializable(package="ncf")
@@ -132,11 +160,11 @@ class SparseAdagrad(keras.optimizers.Adagrad):
     def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
         if not _is_sparse(gradient):
             return super().update_step(gradient, variable, learning_rate)
-        dtype = variable.dtype
+        rate = ops.cast(learning_rate, variable.dtype)
         accumulator = self._accumulators[self._get_variable_index(variable)]
-        rows, g = summed_rows(gradient)
-        g = ops.cast(g, dtype)
-        a_rows = _gather(accumulator, rows) + ops.square(g)  # Keras' Adagrad arithmetic
-        step = ops.cast(learning_rate, dtype) * g / ops.sqrt(a_rows + self.epsilon)
-        _scatter(accumulator, rows, a_rows)
-        _scatter(variable, rows, _gather(variable, rows) - step)
+
+        def update(a_rows: Any, w_rows: Any, g: Any) -> tuple[Any, Any]:
+            a_rows = a_rows + ops.square(g)  # Keras' Adagrad arithmetic
+            return a_rows, w_rows - rate * g / ops.sqrt(a_rows + self.epsilon)
+
+        apply_to_touched_rows([accumulator, variable], gradient, update)
