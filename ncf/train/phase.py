@@ -120,9 +120,11 @@ def run_phase(
     set_steps_per_epoch(model.optimizer, stream.steps_per_epoch)
     compiles = model.train_function is None  # compile() clears it; the first fit() traces it
     callbacks, board = _callbacks(config, dataset, phase, state, scorer, monitor, verbose, compiles)
+    ran = False  # whether this call trained an epoch (the model then holds the last one)
     for epoch in range(state.epoch, phase.epochs):
         if state.stopped:
             break
+        ran = True
         with warnings.catch_warnings():
             # The last execution of an epoch may ask for more steps than are left; intended.
             warnings.filterwarnings("ignore", message="Your input ran out of data")
@@ -144,7 +146,8 @@ def run_phase(
     board.close()
     if phase.validate and not state.stopped and state.epoch >= phase.epochs:
         state.stopped = "epoch cap"
-    if state.best_weights:
+    if state.best_weights and not (ran and state.best_epoch == state.epoch):
+        # (otherwise the model holds the best epoch's weights already: it just trained it)
         model.load_weights(phase.folder / state.best_weights)
     return PhaseResult(model, state, stream)
 
