@@ -90,8 +90,11 @@ def test_tower_l2_is_a_penalty_on_the_looked_up_rows() -> None:
     _set(tower.embedding.embeddings, EMB)
     assert not tower.losses  # nothing on the whole table
     ids = np.array([2, 0, 2], dtype="int32")
-    np.testing.assert_allclose(tower.penalty(ids), 0.1 * np.sum(EMB[ids] ** 2, axis=1), rtol=1e-6)
-    assert Tower(num_ids=3, embedding_dim=2).penalty(ids) is None
+    output, rows = tower.embed(ids)
+    np.testing.assert_allclose(rows, EMB[ids])
+    np.testing.assert_allclose(output, tower(ids))
+    np.testing.assert_allclose(tower.penalty(rows), 0.1 * np.sum(EMB[ids] ** 2, axis=1), rtol=1e-6)
+    assert Tower(num_ids=3, embedding_dim=2).penalty(rows) is None
 
 
 def test_tower_roundtrip_keeps_side_features(tmp_path: Path) -> None:

@@ -193,26 +193,31 @@ def test_l2_embedding_is_per_example_on_the_rows_looked_up(head: str, loss: str)
         rows = [t[USERS[b]] for t in user_tables]
         rows += [t[x[key][b]] for t in item_tables for key in ("item", "negative_item") if key in x]
         by_hand.append(0.01 * sum(float(np.sum(r**2)) for r in rows))
-    np.testing.assert_allclose(model.embedding_penalty(x), by_hand, rtol=1e-5)
     y = np.array([1, 0, 1, 0], "float32")
-    data_loss = float(plain.compute_loss(x, y, plain(x)))
-    got = float(model.compute_loss(x, y, model(x)))
+    data_loss = float(plain.compute_loss(x, y, plain(x, training=True)))
+    got = float(model.compute_loss(x, y, model(x, training=True)))
     np.testing.assert_allclose(got, data_loss + np.mean(by_hand), rtol=1e-5)
-    assert not model.losses and plain.embedding_penalty(x) is None  # nothing on whole tables
+    model(x)  # an inference call adds no penalty, and nothing is a whole-table penalty
+    assert not model.losses and not plain.losses
 
 
-def test_l2_embedding_gradient_touches_only_the_looked_up_rows() -> None:
+def test_l2_embedding_gradient_has_one_row_per_example_and_only_those_rows() -> None:
     import tensorflow as tf
 
     model = model_for("gmf", l2_embedding=0.1)
     users = np.array([1, 1, 4], dtype="int32")
-    x = {"user": users, "item": np.array([0, 2, 2], dtype="int32")}
+    x, y = {"user": users, "item": np.array([0, 2, 2], dtype="int32")}, np.zeros(3, "float32")
     table = model.user_towers[0].embedding.embeddings
     with tf.GradientTape() as tape:
-        penalty = tf.reduce_mean(model.embedding_penalty(x))
-    gradient = tape.gradient(penalty, table)
-    assert isinstance(gradient, tf.IndexedSlices)  # sparse: no row outside the batch
-    dense = tf.convert_to_tensor(gradient).numpy()
+        model(x, training=True)
+        penalty = tf.add_n(model.losses)
+    penalty_gradient = tape.gradient(penalty, table)
+    with tf.GradientTape() as tape:
+        loss = model.compute_loss(x, y, model(x, training=True))
+    gradient = tape.gradient(loss, table)
+    # sparse, and the penalty reuses the forward pass's lookup: one gradient row per example
+    assert isinstance(gradient, tf.IndexedSlices) and gradient.indices.shape[0] == len(users)
+    dense = tf.convert_to_tensor(penalty_gradient).numpy()
     expected = np.zeros_like(dense)
     for u in users:  # d/dE_u of 0.1 * mean_b |E_{u_b}|^2 = 0.2 / B per occurrence
         expected[u] += 0.2 / len(users) * np.asarray(table)[u]

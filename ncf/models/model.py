@@ -21,8 +21,10 @@ The loss of a batch of ``B`` examples is
 where ``rows`` are the embedding rows example ``b`` looks up (every tower's ``E[u]`` and
 ``E[i]``, with ``mf`` the biases ``b_u``, ``b_i``; ``bpr`` also the negative item's), ``λ_e =
 l2_embedding`` (per-example regularisation: the gradient stays on the looked-up rows, so the
-step is row-sparse) and ``λ_d = l2_dense`` on dense kernels (Keras regularizers, from
-``model.losses``).
+step is row-sparse) and ``λ_d = l2_dense`` on dense kernels (Keras regularizers). The
+penalty is computed from the rows the forward pass gathered (``add_loss`` in a training
+``call``), so each table is looked up once and its gradient has one row per example; with
+sample weights the data term is weighted and the penalty is not.
 
 For evaluation ``score_items(users [B], items [B, C]) -> [B, C]`` and
 ``score_all(users [B]) -> [B, num_items]`` run each tower once per distinct id; ``score_all``
@@ -209,15 +211,38 @@ class NCFModel(keras.Model):
             parts.append(ops.squeeze(self.item_bias(items), axis=-1))
         return parts
 
-    def _score_pairs(self, users: Any, items: Any, training: bool | None = None) -> Any:
-        user_parts = self._user_parts(users, training)
-        item_parts = self._item_parts(items, training)
-        return self.head(_interleave(user_parts, item_parts), training=training)
+    def _forward(
+        self, users: Any, items: Any, training: bool | None = None, penalise_users: bool = True
+    ) -> tuple[Any, Any]:
+        """Scores ``[B]`` of the pairs and the per-example penalty ``λ_e Σ ||row||²`` ``[B]``
+        over the rows looked up (user rows only when ``penalise_users``), or None."""
+        user_out = [tower.embed(users, training) for tower in self.user_towers]
+        item_out = [tower.embed(items, training) for tower in self.item_towers]
+        user_parts, item_parts = [o for o, _ in user_out], [o for o, _ in item_out]
+        squares = [t.penalty(r) for t, (_, r) in zip(self.item_towers, item_out, strict=True)]
+        if penalise_users:
+            squares += [t.penalty(r) for t, (_, r) in zip(self.user_towers, user_out, strict=True)]
+        if self.user_bias is not None and self.item_bias is not None:
+            user_bias, item_bias = self.user_bias(users), self.item_bias(items)  # [B, 1]
+            user_parts.append(ops.squeeze(user_bias, axis=-1))
+            item_parts.append(ops.squeeze(item_bias, axis=-1))
+            if self.l2_embedding:
+                biases = [item_bias, user_bias] if penalise_users else [item_bias]
+                squares += [self.l2_embedding * ops.sum(ops.square(b), axis=-1) for b in biases]
+        scores = self.head(_interleave(user_parts, item_parts), training=training)
+        penalty = None
+        for term in squares:
+            if term is not None:
+                penalty = term if penalty is None else penalty + term
+        return scores, penalty
 
     def call(self, inputs: dict[str, Any], training: bool | None = None) -> Any:
         if not isinstance(inputs, dict) or "user" not in inputs or "item" not in inputs:
             raise ValueError('NCFModel expects a dict with keys "user" and "item" (int ids [B])')
-        return self._score_pairs(inputs["user"], inputs["item"], training)  # [B]
+        scores, penalty = self._forward(inputs["user"], inputs["item"], training)
+        if training and penalty is not None:  # from the rows this pass looked up
+            self.add_loss(ops.mean(penalty))
+        return scores  # [B]
 
     def score_items(self, users: Any, items: Any) -> Any:
         """Scores of candidate ``items [B, C]`` for ``users [B]``: ``[B, C]`` logits."""
@@ -292,37 +317,24 @@ class NCFModel(keras.Model):
         sample_weight: Any = None,
         training: bool = True,
     ) -> Any:
+        """The data loss of ``y_pred`` (from ``self(x, training=True)``, which also adds the
+        batch's mean embedding penalty to ``self.losses``) plus ``self.losses``."""
+        loss_terms = []
         if self.loss_name == "bpr":
             if not isinstance(x, dict) or "negative_item" not in x:
                 raise ValueError('bpr training batches need a "negative_item" input')
-            negative = self._score_pairs(x["user"], x["negative_item"], training)
+            negative, penalty = self._forward(x["user"], x["negative_item"], training, False)
             per_example = bpr_loss(y_pred, negative)
+            if penalty is not None and training:  # the negative items' rows
+                loss_terms.append(ops.mean(penalty))
         else:
             if y is None:
                 raise ValueError("bce training batches need labels: ({'user', 'item'}, label)")
             per_example = bce_loss(y, y_pred)
-        penalty = self.embedding_penalty(x)
-        if penalty is not None:
-            per_example = per_example + penalty
         loss = reduce_mean(per_example, sample_weight)
-        for penalty in self.losses:
-            loss = loss + ops.sum(penalty)
+        for term in loss_terms + self.losses:
+            loss = loss + ops.sum(term)
         return loss
-
-    def embedding_penalty(self, x: dict[str, Any]) -> Any:
-        """``λ_e Σ ||row||²`` over the rows each example of ``x`` looks up: ``[B]`` (or None)."""
-        if not self.l2_embedding:
-            return None
-        items = [x["item"]] + ([x["negative_item"]] if "negative_item" in x else [])
-        terms = [tower.penalty(x["user"]) for tower in self.user_towers]
-        terms += [tower.penalty(ids) for tower in self.item_towers for ids in items]
-        if self.user_bias is not None and self.item_bias is not None:
-            biases = [self.user_bias(x["user"])] + [self.item_bias(ids) for ids in items]
-            terms += [self.l2_embedding * ops.sum(ops.square(b), axis=-1) for b in biases]
-        total = terms[0]
-        for term in terms[1:]:
-            total = total + term
-        return total
 
     def get_config(self) -> dict[str, Any]:
         return {

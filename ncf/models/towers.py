@@ -16,8 +16,8 @@ The side-feature matrix is stored as a non-trainable weight, not in the layer co
 survives ``model.save`` / ``keras.models.load_model`` without bloating the config JSON.
 
 ``l2_dense`` on dense kernels is a Keras weight regularizer (it appears in ``model.losses``).
-``l2_embedding`` is per example, on the looked-up rows only (``penalty(ids) = λ ||E[ids]||²``
-per id, which the model adds to each example's loss): a penalty on the whole table would
+``l2_embedding`` is per example, on the looked-up rows only (``penalty(rows) = λ ||E[id]||²``
+per looked-up row, which the model adds to each example's loss): a penalty on the whole table would
 give every row a gradient at every step, so a step would cost time proportional to the table.
 """
 
@@ -140,7 +140,12 @@ class Tower(keras.layers.Layer):
             width = layer.units
 
     def call(self, ids: Any, training: bool | None = None) -> Any:
-        x = self.embedding(ids)  # [B, embedding_dim]
+        return self.embed(ids, training)[0]
+
+    def embed(self, ids: Any, training: bool | None = None) -> tuple[Any, Any]:
+        """``(t_u [B, output_dim], e_u [B, embedding_dim])``: the tower's output and the id
+        embedding rows it looked up (for the per-example penalty, without a second lookup)."""
+        x = rows = self.embedding(ids)  # [B, embedding_dim]
         if self.feature_projection is not None:
             rows = ops.take(self.side_features, ops.cast(ids, "int32"), axis=0)  # [B, F]
             x = ops.concatenate([x, self.feature_projection(rows)], axis=-1)  # [B, 2 d]
@@ -150,13 +155,13 @@ class Tower(keras.layers.Layer):
             x = layer(x)
             if self.dropout_layer is not None:
                 x = self.dropout_layer(x, training=training)
-        return x
+        return x, rows
 
-    def penalty(self, ids: Any) -> Any:
-        """``l2_embedding · ||E[id]||²`` for each of ``ids [B]``: ``[B]``, or None when zero."""
+    def penalty(self, rows: Any) -> Any:
+        """``l2_embedding · ||e||²`` for each looked-up row ``[B, embedding_dim]`` (from
+        :meth:`embed`): ``[B]``, or None when ``l2_embedding`` is zero."""
         if not self.l2_embedding:
             return None
-        rows = self.embedding(ids)  # [B, embedding_dim]
         return self.l2_embedding * ops.sum(ops.square(rows), axis=-1)
 
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
