@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import http
 import json
+import signal
 from typing import Any
 
 import uvicorn
@@ -104,11 +105,15 @@ class JsonErrorsProtocol(HttpToolsProtocol):
 
 
 def draining_server(config: uvicorn.Config, app: ServingApp) -> uvicorn.Server:
-    """A uvicorn server that sets ``app.draining`` when asked to exit."""
+    """A uvicorn server that sets ``app.draining`` when asked to exit, and returns normally
+    after the graceful stop (uvicorn would raise the signal again, ending the process with
+    it; ``ncf serve`` instead says it stopped and exits 0). A second SIGINT forces the exit."""
 
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: Any) -> None:
             app.draining = True
-            super().handle_exit(sig, frame)
+            if self.should_exit and sig == signal.SIGINT:
+                self.force_exit = True
+            self.should_exit = True
 
     return Server(config)

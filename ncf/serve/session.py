@@ -109,7 +109,9 @@ class SessionModel:
         """Run every signature once (on unknown ids), so the first request is not slow."""
         for name in self.signature_defs:
             feeds = {
-                key: np.array([b""], dtype=object) if dtype == object else np.ones(1, dtype)
+                key: np.array([b""], dtype=object)
+                if np.dtype(dtype).kind == "O"
+                else np.ones(1, dtype)
                 for key, dtype in self.inputs(name).items()
             }
             self.run(name, feeds)
