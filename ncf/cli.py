@@ -191,7 +191,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     name = args.model_name or default_model_name(path)
     model = SessionModel(path)
     model.warm_up()
-    app = ServingApp(model, version, name, limits)
+    info = json.loads((path / "assets" / "model.json").read_text(encoding="utf-8"))
+    app = ServingApp(model, version, name, int(info["num_items"]), limits)
     if args.quiet:
         logging.getLogger("ncf.serve.http").setLevel(logging.WARNING)
     host, port = sock.getsockname()[:2]

@@ -588,27 +588,37 @@ def test_slow_clients_get_408_and_the_server_keeps_serving(server):
     assert server.request("GET", "/healthz")[0] == 200
 
 
-def test_keep_alive_and_many_connections_at_once(server, users):
-    body = json.dumps({"signature_name": "recommend", "inputs": {"user_id": users[:1], "k": [3]}})
-    statuses: list[int] = []
+def test_many_connections_at_once_get_their_own_answers(server, export, users):
+    """48 keep-alive connections, 4 requests each, users and k differing: the server merges
+    waiting requests into one model call; every answer is still the request's own."""
+    jobs = [(users[n % len(users)], 1 + n % 5) for n in range(48)]
+    expected = {(u, k): export.recommend([u], k)[0].rows for u, k in set(jobs)}
+    answers: list[tuple[str, int, int, object]] = []
 
-    def client() -> None:
+    def client(user: str, k: int) -> None:
+        body = json.dumps({"signature_name": "recommend", "instances": [{"user_id": user, "k": k}]})
         conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
         try:
             for _ in range(4):
                 conn.request("POST", server.base + ":predict", body)
                 response = conn.getresponse()
-                response.read()
-                statuses.append(response.status)
+                answers.append((user, k, response.status, json.loads(response.read())))
         finally:
             conn.close()
 
-    threads = [threading.Thread(target=client) for _ in range(48)]
+    threads = [threading.Thread(target=client, args=job) for job in jobs]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(120)
-    assert statuses == [200] * 192
+    assert len(answers) == 192
+    for user, k, status, answer in answers:
+        assert status == 200
+        want = expected[(user, k)]
+        assert answer["predictions"][0]["item_ids"] == [r["item_id"] for r in want]
+        np.testing.assert_allclose(
+            answer["predictions"][0]["scores"], [r["score"] for r in want], rtol=1e-5
+        )
 
 
 def test_every_request_is_logged(server):

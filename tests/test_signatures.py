@@ -113,3 +113,56 @@ def test_session_errors_keep_tensorflow_status(tmp_path):
     with pytest.raises(ServingError, match=r"Missing but required: \{k\}"):
         model.run("recommend", {"user_id": strings("u0")})
     assert tf.executing_eagerly()  # the session lives in a graph of its own
+
+
+def test_batcher_merges_waiting_requests_and_isolates_a_faulty_one(tmp_path):
+    """One worker: the first request runs alone, the ones that queued behind it run as one
+    call (one by one when one of them is faulty); answers equal the lone calls."""
+    import asyncio
+
+    from ncf.serve.batching import Batcher
+
+    rng = np.random.default_rng(5)
+    model, _ = load(
+        Factors(rng.normal(size=(USERS, 3)), rng.normal(size=(ITEMS, 3))), tmp_path, rng
+    )
+    calls = []
+    real_run = model.run
+
+    def counting_run(name, feeds):
+        calls.append(len(feeds["user_id"]))
+        return real_run(name, feeds)
+
+    requests = [
+        (strings(f"u{i % USERS}", "nobody"), np.array([1 + i % 4], np.int32)) for i in range(20)
+    ]
+    requests.append((strings("u1", "u2"), np.array([2, 5], np.int32)))  # k per row
+    expected = [real_run("recommend", {"user_id": u, "k": k}) for u, k in requests]
+
+    async def all_at_once(faulty: bool):
+        model.run = counting_run
+        batcher = Batcher(model, ITEMS, workers=1, max_rows=1024, max_queue=100)
+        jobs = [batcher.submit("recommend", {"user_id": u, "k": k}) for u, k in requests]
+        if faulty:
+            rank_two = np.array([[b"u0"]], dtype=object)  # merges, then fails
+            jobs.append(batcher.submit("recommend", {"user_id": rank_two, "k": np.array([1])}))
+        try:
+            return await asyncio.gather(*jobs, return_exceptions=True)
+        finally:
+            batcher.shutdown()
+            model.run = real_run
+
+    got = asyncio.run(all_at_once(faulty=False))
+    assert calls == [2, 40]  # the first alone, then the 20 that waited (2 rows each) as one
+    for answer, want in zip(got, expected, strict=True):
+        assert answer.keys() == want.keys()
+        for name in want:
+            if want[name].dtype.kind == "f":  # another batch size may sum in another order
+                np.testing.assert_allclose(answer[name], want[name], rtol=1e-6)
+            else:
+                np.testing.assert_array_equal(answer[name], want[name])
+    calls.clear()
+    got = asyncio.run(all_at_once(faulty=True))
+    assert isinstance(got[-1], ServingError) and got[-1].status == 400
+    assert all(isinstance(a, dict) for a in got[:-1])
+    assert calls[0] == 2 and len(calls) == 1 + 21  # the merge failed: each of the 21 alone

@@ -16,8 +16,10 @@ take, as TF Serving), 404 for an unknown model, version or path, 408 for a reque
 received within ``request_timeout_s``, 413 for a body over ``max_body_bytes``, 414/431 for an
 over-long URL or header block, 503 when ``max_queue`` model calls already wait, 500 for a bug
 (logged; the server keeps serving). Model calls run in a pool of ``workers`` threads;
-requests beyond the pool wait in a queue of at most ``max_queue``. Requests with more than
-``max_rows`` rows or a ``k`` over ``max_k`` are refused (TF Serving has no such limits).
+requests beyond the pool wait in a queue of at most ``max_queue``, and waiting requests of a
+row-wise signature are merged into one call (:mod:`ncf.serve.batching`). Requests with more
+than ``max_rows`` rows or a ``k`` over ``max_k`` are refused (TF Serving has no such limits).
+JSON is parsed and written on the event loop; only model calls run in the pool.
 
 :class:`ServingApp` is the ASGI application; :func:`run_server` runs it on a listening socket
 with uvicorn (backlog ``backlog``; SIGTERM: stop accepting, finish what is in flight, exit).
@@ -33,13 +35,13 @@ import os
 import re
 import socket
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ncf.errors import NcfError
+from ncf.serve.batching import Batcher
 from ncf.serve.rest import parse_predict, predict_response
 from ncf.serve.session import ServingError, SessionModel
 
@@ -72,14 +74,18 @@ class ServingApp:
     """The ASGI application serving one :class:`SessionModel` as ``model_name``."""
 
     def __init__(
-        self, model: SessionModel, version: int, model_name: str, limits: Limits | None = None
+        self,
+        model: SessionModel,
+        version: int,
+        model_name: str,
+        num_items: int,
+        limits: Limits | None = None,
     ) -> None:
         from ncf.serve.openapi import openapi
 
         self.model, self.version, self.model_name = model, version, model_name
-        self.limits = limits or Limits()
-        self.pool = ThreadPoolExecutor(self.limits.workers, thread_name_prefix="ncf-model")
-        self.waiting = 0
+        self.limits = limits = limits or Limits()
+        self.batcher = Batcher(model, num_items, limits.workers, limits.max_rows, limits.max_queue)
         self.draining = False
         self.spec = openapi(model_name, model.signature_defs, self.limits)
 
@@ -125,7 +131,7 @@ class ServingApp:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.draining = True
-                self.pool.shutdown(wait=True)
+                self.batcher.shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -203,20 +209,18 @@ class ServingApp:
         return b"".join(chunks)
 
     async def _predict(self, body: bytes, headers: list) -> bytes:
-        if self.waiting >= self.limits.max_queue:
-            headers.append((b"retry-after", b"1"))
-            raise ServingError(503, f"server busy: {self.waiting} requests are waiting; retry")
-        self.waiting += 1
-        try:
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self.pool, self.predict, body)
-        finally:
-            self.waiting -= 1
-
-    def predict(self, body: bytes) -> bytes:
-        """A ``:predict`` body -> the JSON answer (runs in a worker thread)."""
         request = parse_predict(body, self._inputs_of)
-        for name, tensor in request.feeds.items():
+        self._check_limits(request.feeds)
+        try:
+            outputs = await self.batcher.submit(request.signature, request.feeds)
+        except ServingError as exc:
+            if exc.status == 503:
+                headers.append((b"retry-after", b"1"))
+            raise
+        return _json(predict_response(outputs, request.row))
+
+    def _check_limits(self, feeds: dict[str, np.ndarray]) -> None:
+        for name, tensor in feeds.items():
             if tensor.ndim and tensor.shape[0] > self.limits.max_rows:
                 raise ServingError(
                     400,
@@ -229,8 +233,6 @@ class ServingApp:
                     f"k={int(np.max(tensor))} is over this server's limit of "
                     f"{self.limits.max_k} (ncf serve --max-k)",
                 )
-        outputs = self.model.run(request.signature, request.feeds)
-        return _json(predict_response(outputs, request.row))
 
     def _inputs_of(self, name: str) -> dict[str, np.dtype]:
         if name not in self.model.signature_defs:
