@@ -19,14 +19,13 @@ Serving and the other way round:
   a one-output signature), columnar ones ``{"outputs": ...}`` likewise.
 
 Failures raise :class:`~ncf.serve.session.ServingError` (400) with TF Serving's wording;
-the JSON echoed inside a message is cut to :data:`ECHO_CHARS` characters. Beyond TF Serving,
-nesting deeper than :data:`MAX_RANK` lists is refused (its parser has no such guard).
+the JSON echoed inside a message is cut (:mod:`ncf.serve.json_tensor` turns one value into a
+tensor). Beyond TF Serving, deep nesting is refused (its parser has no such guard).
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,29 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from ncf.serve.json_tensor import bad, echo, is_b64, scalar, to_tensor
 from ncf.serve.session import ServingError
-
-ECHO_CHARS = 256
-MAX_RANK = 16
-INT_RANGES = {
-    np.dtype(np.int8): (-(2**7), 2**7 - 1),
-    np.dtype(np.uint8): (0, 2**8 - 1),
-    np.dtype(np.int16): (-(2**15), 2**15 - 1),
-    np.dtype(np.int32): (-(2**31), 2**31 - 1),
-    np.dtype(np.int64): (-(2**63), 2**63 - 1),
-}
-TYPE_NAMES = {
-    np.dtype(np.int8): "int8",
-    np.dtype(np.uint8): "uint8",
-    np.dtype(np.int16): "int16",
-    np.dtype(np.int32): "int32",
-    np.dtype(np.int64): "int64",
-    np.dtype(np.float32): "float",
-    np.dtype(np.float64): "double",
-    np.dtype(np.bool_): "bool",
-    np.dtype(object): "string",
-}
-FLOAT_INT_MAX = {np.dtype(np.float32): 2**24 - 1, np.dtype(np.float64): 2**53 - 1}
 
 
 @dataclass(frozen=True)
@@ -66,28 +44,6 @@ class PredictRequest:
     signature: str
     row: bool
     feeds: dict[str, np.ndarray]
-
-
-def bad(message: str) -> ServingError:
-    return ServingError(400, message)
-
-
-def echo(value: Any) -> str:
-    """TF Serving's ``JsonValueToString`` (pretty JSON), cut to :data:`ECHO_CHARS`."""
-    text = json.dumps(value, indent=4, ensure_ascii=False)
-    return text if len(text) <= ECHO_CHARS else text[:ECHO_CHARS] + "..."
-
-
-def json_type(value: Any) -> str:
-    if value is None:
-        return "Null"
-    if isinstance(value, bool):
-        return "True" if value else "False"
-    if isinstance(value, dict):
-        return "Object"
-    if isinstance(value, list):
-        return "Array"
-    return "String" if isinstance(value, str) else "Number"
 
 
 def parse_json(body: bytes) -> Any:
@@ -135,12 +91,8 @@ def parse_predict(body: bytes, inputs_of: Callable[[str], dict[str, np.dtype]]) 
     raise bad("Missing 'inputs' or 'instances' key")
 
 
-def _is_b64(value: Any) -> bool:
-    return isinstance(value, dict) and len(value) == 1 and isinstance(value.get("b64"), str)
-
-
 def _is_object(value: Any) -> bool:
-    return isinstance(value, dict) and not _is_b64(value)
+    return isinstance(value, dict) and not is_b64(value)
 
 
 def _from_instances(instances: list, specs: dict[str, np.dtype]) -> dict[str, np.ndarray]:
@@ -195,7 +147,7 @@ def _add_row(rows: dict[str, list], key: str, value: Any, specs: dict[str, np.dt
         tensor = to_tensor(value, specs[key])
         shape, flat = tensor.shape, tensor.reshape(-1).tolist()
     else:
-        shape, flat = (), [_scalar(value, np.dtype(specs[key]))]
+        shape, flat = (), [scalar(value, np.dtype(specs[key]))]
     if key not in rows:
         rows[key] = [shape, flat]
         return
@@ -213,7 +165,7 @@ def _shape_text(shape: tuple[int, ...]) -> str:
 
 
 def _from_inputs(value: Any, specs: dict[str, np.dtype]) -> dict[str, np.ndarray]:
-    if not isinstance(value, dict) or _is_b64(value):
+    if not isinstance(value, dict) or is_b64(value):
         if len(specs) > 1:
             raise bad(
                 "inputs is a plain value/list, but expecting an object as multiple input "
@@ -227,100 +179,6 @@ def _from_inputs(value: Any, specs: dict[str, np.dtype]) -> dict[str, np.ndarray
             raise bad(f"Missing named input: {name} in 'inputs' object.")
         feeds[name] = to_tensor(value[name], specs[name])
     return feeds
-
-
-def to_tensor(value: Any, dtype: np.dtype) -> np.ndarray:
-    """One JSON value as a tensor of ``dtype``: shape from nesting, values type-checked."""
-    shape = []
-    probe = value
-    while isinstance(probe, list):
-        shape.append(len(probe))
-        if len(shape) > MAX_RANK:
-            raise bad(f"JSON value nested deeper than {MAX_RANK} lists")
-        if not probe:
-            break
-        probe = probe[0]
-    dtype = np.dtype(dtype)
-    if len(shape) == 1 and _plain_vector(value, dtype):  # the common case, checked quickly
-        flat = value if dtype.kind != "O" else [v.encode("utf-8") for v in value]
-    else:
-        flat = []
-        _fill(value, 0, shape, dtype, flat)
-    out = np.empty(len(flat), dtype=dtype)
-    out[:] = flat
-    return out.reshape(shape)
-
-
-def _plain_vector(value: list, dtype: np.dtype) -> bool:
-    if dtype.kind == "O":
-        return all(type(v) is str for v in value)
-    if dtype in INT_RANGES:
-        low, high = INT_RANGES[dtype]
-        return all(type(v) is int and low <= v <= high for v in value)
-    return False
-
-
-def _fill(value: Any, level: int, shape: list[int], dtype: np.dtype, out: list) -> None:
-    rank = len(shape)
-    if not isinstance(value, list):
-        if level != rank:
-            raise bad(
-                f"JSON Value: {echo(value)} found at incorrect level: {level + 1} in the "
-                f"JSON DOM. Expected at level: {rank}"
-            )
-        out.append(_scalar(value, dtype))
-        return
-    if level >= rank:
-        raise bad(f"Encountered list at unexpected level: {level} expected < {rank}")
-    if len(value) != shape[level]:
-        raise bad(
-            f"Encountered list at unexpected size: {len(value)} at level: {level} "
-            f"expected size: {shape[level]}"
-        )
-    for item in value:
-        _fill(item, level + 1, shape, dtype, out)
-
-
-def _scalar(value: Any, dtype: np.dtype) -> Any:
-    name = TYPE_NAMES.get(dtype)
-    if name is None:
-        raise ServingError(501, f"Conversion of JSON Value: {echo(value)} to type: {dtype}")
-    mismatch = bad(
-        f"JSON Value: {echo(value)} Type: {json_type(value)} is not of expected type: {name}"
-    )
-    if dtype.kind == "O":
-        if isinstance(value, dict):
-            if not _is_b64(value):
-                raise bad(f"JSON Value: {echo(value)} not formatted correctly for base64 data")
-            try:
-                return base64.b64decode(value["b64"], validate=True)
-            except (binascii.Error, ValueError):
-                raise bad("Unable to base64 decode") from None
-        if not isinstance(value, str):
-            raise mismatch
-        return value.encode("utf-8")
-    if dtype == np.bool_:
-        if not isinstance(value, bool):
-            raise mismatch
-        return value
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise mismatch
-    if dtype in INT_RANGES:
-        low, high = INT_RANGES[dtype]
-        if not isinstance(value, int) or not low <= value <= high:
-            raise mismatch
-        return value
-    limit = FLOAT_INT_MAX[dtype]
-    lossy = abs(value) > limit if isinstance(value, int) else _out_of_float_range(value, dtype)
-    if lossy:
-        raise bad(f"Cannot convert JSON value: {echo(value)} to {name} without loss of precision.")
-    return value
-
-
-def _out_of_float_range(value: float, dtype: np.dtype) -> bool:
-    if value != value or value in (float("inf"), float("-inf")):
-        return False
-    return abs(value) > float(np.finfo(dtype).max)
 
 
 def predict_response(outputs: dict[str, np.ndarray], row: bool) -> dict[str, Any]:

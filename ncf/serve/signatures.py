@@ -36,12 +36,21 @@ import scipy.sparse as sp
 import tensorflow as tf
 
 from ncf.scorer import Factors, ItemPrior, ItemToItem, KerasModel, UserToUser
+from ncf.serve.graph_ops import (
+    csr_variables,
+    dense_rows,
+    expand_rows,
+    lookup_table,
+    per_row_k,
+    sparse_product_pairs,
+    sparse_product_rows,
+    unit_rows,
+    variable,
+)
 
 IDS = tf.TensorSpec([None], tf.string)
 KS = tf.TensorSpec([None], tf.int32)
 NEG_INF = float("-inf")
-
-Csr = tuple[tf.Variable, tf.Variable, tf.Variable]  # row splits, columns, values
 
 
 @dataclass(frozen=True)
@@ -50,80 +59,6 @@ class Endpoint:
 
     fn: Callable[..., dict[str, tf.Tensor]]
     specs: list[tf.TensorSpec]
-
-
-def _var(value: Any, dtype: tf.DType) -> tf.Variable:
-    return tf.Variable(tf.constant(value, dtype=dtype), trainable=False)
-
-
-def csr_variables(matrix: Any) -> Csr:
-    """Variables for a scipy CSR matrix, with one extra empty row at the end (unknown ids)."""
-    splits = np.append(matrix.indptr, matrix.indptr[-1]).astype(np.int64)
-    return _var(splits, tf.int64), _var(matrix.indices, tf.int32), _var(matrix.data, tf.float32)
-
-
-def _table(ids: np.ndarray) -> tf.lookup.StaticHashTable:
-    keys = tf.constant(np.asarray(ids, dtype=object).astype(str), tf.string)
-    values = tf.range(len(ids), dtype=tf.int32)
-    init = tf.lookup.KeyValueTensorInitializer(keys, values)
-    return tf.lookup.StaticHashTable(init, default_value=-1)
-
-
-def expand_rows(csr: Csr, rows: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """Entries of ``rows [B]`` of a CSR matrix as (position in rows [M], column [M], value [M])."""
-    splits, cols, vals = csr
-    rows = tf.cast(rows, tf.int64)
-    positions = tf.ragged.range(tf.gather(splits, rows), tf.gather(splits, rows + 1))
-    flat = positions.flat_values
-    return tf.cast(positions.value_rowids(), tf.int32), tf.gather(cols, flat), tf.gather(vals, flat)
-
-
-def dense_rows(csr: Csr, rows: tf.Tensor, width: int, fill: float = 0.0) -> tf.Tensor:
-    """Rows ``rows [B]`` of a CSR matrix as a dense ``[B, width]`` block (absent: ``fill``)."""
-    batch, cols, vals = expand_rows(csr, rows)
-    base = tf.fill(tf.stack([tf.size(rows), width]), tf.constant(fill, tf.float32))
-    return tf.tensor_scatter_nd_update(base, tf.stack([batch, cols], axis=1), vals)
-
-
-def sparse_product_rows(a: Csr, b: Csr, rows: tf.Tensor, width: int) -> tf.Tensor:
-    """``(A @ B)[rows]`` as a dense ``[B, width]`` block, touching only the non-zeros used."""
-    owner, middle, weight = expand_rows(a, rows)  # [M]: row of the batch, column of A, value
-    entry, cols, vals = expand_rows(b, middle)  # [P]: entry of M, column of B, value
-    batch = tf.gather(owner, entry)
-    updates = tf.gather(weight, entry) * vals
-    shape = tf.stack([tf.size(rows), width])
-    return tf.scatter_nd(tf.stack([batch, cols], axis=1), updates, shape)  # sums duplicates
-
-
-def sparse_product_pairs(a: Csr, b: Csr, rows: tf.Tensor, cols: tf.Tensor) -> tf.Tensor:
-    """``(A @ B)[rows[p], cols[p]]`` for each pair ``p``: ``[P]``, without a dense row."""
-    owner, middle, weight = expand_rows(a, rows)
-    entry, found, vals = expand_rows(b, middle)
-    pair = tf.gather(owner, entry)
-    hit = tf.equal(found, tf.gather(cols, pair))
-    products = tf.boolean_mask(tf.gather(weight, entry) * vals, hit)
-    return tf.math.unsorted_segment_sum(products, tf.boolean_mask(pair, hit), tf.size(rows))
-
-
-def unit_rows(vectors: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (zero rows stay zero): cosine similarity is their dot product."""
-    vectors = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.maximum(norms, 1e-12)
-
-
-def per_row_k(k: tf.Tensor, batch: tf.Tensor) -> tf.Tensor:
-    """``k`` as one value per row ``[batch]``: given per row, or once for all rows."""
-    k = tf.reshape(k, [-1])
-    checks = [
-        tf.debugging.assert_positive(k, message="k must be at least 1"),
-        tf.debugging.Assert(
-            (tf.size(k) == batch) | (tf.size(k) == 1),
-            ["k must hold one value, or one per row; got", tf.size(k), "for rows:", batch],
-        ),
-    ]
-    with tf.control_dependencies(checks):
-        return tf.broadcast_to(k, tf.reshape(batch, [1]))
 
 
 class Servable:
@@ -156,10 +91,10 @@ class Servable:
             raise ValueError("exclude_seen needs the seen items")
         self.num_users, self.num_items = len(users), len(items)
         self.exclude_seen = bool(exclude_seen)
-        self.user_table = _table(users)
-        self.item_table = _table(items)
-        self.item_vocab = _var(np.asarray(items, dtype=object).astype(str), tf.string)
-        self.popularity = _var(popularity, tf.float32)
+        self.user_table = lookup_table(users)
+        self.item_table = lookup_table(items)
+        self.item_vocab = variable(np.asarray(items, dtype=object).astype(str), tf.string)
+        self.popularity = variable(popularity, tf.float32)
         self.seen = csr_variables(seen) if self.exclude_seen else None
 
     def endpoints(self) -> dict[str, Endpoint]:
@@ -238,7 +173,7 @@ class NeuralServable(Servable):
     def __init__(self, form: KerasModel, **common: Any) -> None:
         super().__init__(**common)
         self.model = form.model
-        self.unit_items = _var(unit_rows(self.model.item_embeddings()), tf.float32)  # [N, d]
+        self.unit_items = variable(unit_rows(self.model.item_embeddings()), tf.float32)  # [N, d]
 
     def _rows(self, users: tf.Tensor) -> tf.Tensor:
         # score_all sizes its item chunks for an unknown batch as if it were 1024 users; one
@@ -268,12 +203,12 @@ class ItemToItemServable(Servable):
         if self.sparse:
             self.weights: Any = csr_variables(sp.csr_matrix(form.weights))
         else:
-            self.weights = _var(np.asarray(form.weights, np.float32), tf.float32)  # [N, N]
+            self.weights = variable(np.asarray(form.weights, np.float32), tf.float32)  # [N, N]
         self.has_similar = form.similarity is not None
         if sp.issparse(form.similarity):
             self.similarity: Any = csr_variables(sp.csr_matrix(form.similarity))
         elif self.has_similar:
-            self.similarity = _var(np.asarray(form.similarity, np.float32), tf.float32)
+            self.similarity = variable(np.asarray(form.similarity, np.float32), tf.float32)
 
     def _rows(self, users: tf.Tensor) -> tf.Tensor:
         if self.sparse:
@@ -316,11 +251,11 @@ class FactorsServable(Servable):
 
     def __init__(self, form: Factors, **common: Any) -> None:
         super().__init__(**common)
-        self.user_factors = _var(np.asarray(form.user, np.float32), tf.float32)  # [U, d]
-        self.item_factors = _var(np.asarray(form.item, np.float32), tf.float32)  # [N, d]
+        self.user_factors = variable(np.asarray(form.user, np.float32), tf.float32)  # [U, d]
+        self.item_factors = variable(np.asarray(form.item, np.float32), tf.float32)  # [N, d]
         bias = np.zeros(len(form.item)) if form.item_bias is None else form.item_bias
-        self.item_bias = _var(np.asarray(bias, np.float32), tf.float32)  # [N]
-        self.unit_items = _var(unit_rows(form.item), tf.float32)
+        self.item_bias = variable(np.asarray(bias, np.float32), tf.float32)  # [N]
+        self.unit_items = variable(unit_rows(form.item), tf.float32)
 
     def _rows(self, users: tf.Tensor) -> tf.Tensor:
         users = tf.gather(self.user_factors, users)
@@ -339,7 +274,7 @@ class ItemPriorServable(Servable):
 
     def __init__(self, form: ItemPrior, **common: Any) -> None:
         super().__init__(**common)
-        self.prior = _var(np.asarray(form.scores, np.float32), tf.float32)
+        self.prior = variable(np.asarray(form.scores, np.float32), tf.float32)
 
     def _rows(self, users: tf.Tensor) -> tf.Tensor:
         return tf.tile(self.prior[None, :], tf.stack([tf.size(users), 1]))
