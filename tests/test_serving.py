@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import re
 import signal
 import socket
 import threading
@@ -15,7 +16,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import tiny_config
+from conftest import REPO, tiny_config
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from servers import Server, parse_response, raw_exchange
@@ -364,6 +365,31 @@ def test_tf_serving_request_table(server, users, items, body, status, check):
         assert set(answer) == {check}
     else:
         assert set(answer) == {"error"} and check in answer["error"], answer
+
+
+def documented_requests() -> list[tuple[str, dict]]:
+    """Every ``curl ... -d '{...}'`` body in the README and docs/serving.md."""
+    found = []
+    for doc in (REPO / "README.md", REPO / "docs" / "serving.md"):
+        for body in re.findall(r"-d '(\{.*?\})'", doc.read_text(), flags=re.S):
+            found.append((doc.name, json.loads(body)))
+    return found
+
+
+def test_documented_requests_are_in_the_table_and_work(server, users, items):
+    """The README's and docs' requests: answered 200 by ncf serve, with TF Serving's rules."""
+    documented = documented_requests()
+    assert len(documented) >= 6
+    for name, body in documented:
+        assert "42" in users and "7" in users and "7" in items  # the ids the docs use
+        status, answer = server.predict(body)
+        assert status == 200, (name, body, answer)
+        assert set(answer) == ({"predictions"} if "instances" in body else {"outputs"})
+    table = [json.dumps(body) for body, status, _ in TF_SERVING_TABLE if status == 200]
+    readme = [b for name, b in documented if name == "README.md"]
+    for body in readme:  # the README's requests, with placeholder ids, are rows of the table
+        shape = json.dumps(body).replace('"42"', f'"{U}"').replace('"7"', f'"{U2}"')
+        assert shape in table, shape
 
 
 def test_row_and_columnar_answers_agree_with_the_export(server, export, users, items):

@@ -180,6 +180,7 @@ def _write_saved_model(run: RunDir, config: Config, metrics: dict, out: Path) ->
             "similar_items": "an unknown item gets a row of padding ('' and -inf), known_item false",
         },
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "tensorflow_version": tf.__version__,
     }
 
 
