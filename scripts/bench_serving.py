@@ -2,7 +2,7 @@
 
 Trains a model (one epoch on synthetic data with a 10,000-item catalogue by default), exports
 it, starts ``ncf serve`` on 127.0.0.1 in a subprocess (as a user runs it, request log on,
-sent to /dev/null) and measures:
+written to a file) and measures:
 
 - in process: ``recommend`` for one user, k=10, called from N threads for ``--seconds``
   through the TF1 session loader (what ``ncf serve`` and TF Serving run) and through
@@ -29,6 +29,7 @@ import asyncio
 import json
 import os
 import random
+import socket
 import subprocess
 import sys
 import tempfile
@@ -164,22 +165,23 @@ def http_requests(base: str, bodies: list[bytes], keep_alive: bool) -> list[byte
     ]
 
 
-def start_server(path: Path) -> tuple[subprocess.Popen, int, str]:
+def start_server(path: Path, log: Path) -> tuple[subprocess.Popen, int, str]:
+    """``ncf serve`` on a free port, its request log in a file (nothing to drain here)."""
     ncf = str(Path(sys.executable).with_name("ncf"))
-    proc = subprocess.Popen(
-        [ncf, "serve", str(path), "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    line = proc.stdout.readline()  # "serving version V at http://127.0.0.1:PORT/v1/models/NAME"
-    if "serving version" not in line:
-        raise RuntimeError(f"ncf serve did not start: {line}")
-    threading.Thread(
-        target=lambda: [None for _ in proc.stdout], daemon=True
-    ).start()  # drain the log
-    url = line.split(" at ", 1)[1].strip()
-    return proc, int(url.split(":")[2].split("/")[0]), "/" + url.split("/", 3)[3]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [ncf, "serve", str(path), "--port", str(port)], stdout=out, stderr=subprocess.STDOUT
+        )
+    deadline = time.monotonic() + 300
+    while "serving version" not in log.read_text():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"ncf serve did not start: {log.read_text()[-2000:]}")
+        time.sleep(0.2)
+    line = next(ln for ln in log.read_text().splitlines() if "serving version" in ln)
+    return proc, port, "/" + line.split(" at ", 1)[1].strip().split("/", 3)[3]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -240,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
             stats = in_process(lambda f: tf2(**f), tf2_feeds, n, seconds / 3)
             print(stats.line(f"in process, TF2 load, {n} thr", seconds / 3))
         session.close()
-        proc, port, base = start_server(path)
+        proc, port, base = start_server(path, Path(tmp) / "serve.log")
         try:
             for n in counts:
                 stats = asyncio.run(

@@ -473,3 +473,26 @@ def test_export_files_follow_the_umask(umask, runs, tmp_path):
     assert modes == {0o777 & ~umask}
     modes = {p.stat().st_mode & 0o777 for p in version.rglob("*") if p.is_file()}
     assert modes == {0o666 & ~umask}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_recommend_all_works_for_every_model_type(kind, exports, tmp_path):
+    """Batched (50 users a call) and read back: the same lists as one call for everyone."""
+    import pandas as pd
+
+    from ncf.serve.batch import recommend_batch
+    from ncf.serve.client import Export
+
+    ex = exports[kind]
+    users = [*ex.users.tolist(), "stranger"]
+    result = recommend_batch(Export(ex.path), users, 3, tmp_path / "recs.parquet", batch_size=50)
+    table = pd.read_parquet(result.path)
+    assert result.users == len(users) and result.unknown_users == 1
+    rows = []
+    for lo in range(0, len(users), 50):  # the same calls, made here
+        chunk = users[lo : lo + 50]
+        expected = ex.call("recommend", user_id=chunk, k=3)["item_ids"]
+        for user, items in zip(chunk, expected, strict=True):
+            rows += [(user, rank + 1, item.decode()) for rank, item in enumerate(items) if item]
+    assert list(zip(table["user_id"], table["rank"], table["item_id"], strict=True)) == rows
+    assert table.loc[table["user_id"] == "stranger", "known_user"].eq(False).all()
