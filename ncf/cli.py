@@ -177,6 +177,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise NcfError(
             f"{path}: no assets/model.json; this SavedModel was not written by ncf export"
         )
+    for flag in ("workers", "max_queue", "max_rows", "max_k", "max_body_bytes", "backlog"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise NcfError(f"--{flag.replace('_', '-')} {value}: must be at least 1")
+    if args.request_timeout <= 0:
+        raise NcfError(f"--request-timeout {args.request_timeout}: must be positive")
     limits = Limits(
         max_body_bytes=args.max_body_bytes,
         max_rows=args.max_rows,

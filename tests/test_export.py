@@ -455,24 +455,33 @@ def test_no_absolute_path_in_any_exported_file(exports, runs):
             assert root.encode() not in path.read_bytes(), path
 
 
-@pytest.mark.parametrize("umask", [0o077, 0o022])
-def test_export_files_follow_the_umask(umask, runs, tmp_path):
+def modes(version: Path) -> tuple[set[int], set[int]]:
+    """The permission bits of the folders and of the files of an export version."""
+    folders = {p.stat().st_mode & 0o777 for p in [version, *version.rglob("*")] if p.is_dir()}
+    files = {p.stat().st_mode & 0o777 for p in version.rglob("*") if p.is_file()}
+    return folders, files
+
+
+def test_export_files_follow_the_umask(runs, tmp_path):
+    """umask 077 through the ncf command (only the owner can read), 022 in process."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     ncf = str(Path(sys.executable).with_name("ncf"))
     proc = subprocess.run(
-        [ncf, "export", str(runs["popularity"].path), "--out", str(tmp_path / "e")],
+        [ncf, "export", str(runs["popularity"].path), "--out", str(tmp_path / "private")],
         env=env,
         capture_output=True,
         text=True,
         timeout=120,
-        preexec_fn=lambda: os.umask(umask),
+        preexec_fn=lambda: os.umask(0o077),
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    version = tmp_path / "e" / "1"
-    modes = {p.stat().st_mode & 0o777 for p in [version, *version.rglob("*")] if p.is_dir()}
-    assert modes == {0o777 & ~umask}
-    modes = {p.stat().st_mode & 0o777 for p in version.rglob("*") if p.is_file()}
-    assert modes == {0o666 & ~umask}
+    assert modes(tmp_path / "private" / "1") == ({0o700}, {0o600})
+    old = os.umask(0o022)
+    try:
+        version = export_run(runs["popularity"].path, tmp_path / "shared")
+    finally:
+        os.umask(old)
+    assert modes(version) == ({0o755}, {0o644})
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -118,6 +118,8 @@ def test_cli_similar(export, items, capsys):
         (["recommend", "EXPORT", "--all", "--out", "recs.txt"], ".parquet or .csv"),
         (["recommend", "EXPORT", "--user", "1", "--out", "r.csv"], "--out goes with --all"),
         (["recommend", "EXPORT", "--users", "/nonexistent", "--out", "r.csv"], "cannot read"),
+        (["serve", "EXPORT", "--workers", "0"], "--workers 0: must be at least 1"),
+        (["serve", "EXPORT", "--request-timeout", "0"], "must be positive"),
     ],
 )
 def test_cli_mistakes_exit_2(args, message, export, capsys, tmp_path, monkeypatch):
@@ -661,8 +663,8 @@ JSON = st.recursive(
     | st.integers(-(2**40), 2**40)
     | st.floats(allow_nan=False)
     | st.text(max_size=6),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)
     ),
     max_leaves=12,
 )
