@@ -192,12 +192,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_queue=args.max_queue,
         backlog=args.backlog,
     )
+    info = json.loads((path / "assets" / "model.json").read_text(encoding="utf-8"))
+    if int(info.get("format", 1)) < 2:
+        raise NcfError(f"{path}: written by an older ncf (scalar k); export the run again")
     sock = listen(args.host, args.port, limits.backlog)
     version = int(path.name) if path.name.isdigit() else 0
     name = args.model_name or default_model_name(path)
     model = SessionModel(path)
     model.warm_up()
-    info = json.loads((path / "assets" / "model.json").read_text(encoding="utf-8"))
     app = ServingApp(model, version, name, int(info["num_items"]), limits)
     if args.quiet:
         logging.getLogger("ncf.serve.http").setLevel(logging.WARNING)

@@ -745,3 +745,16 @@ def server_ready(srv: Server) -> int | None:
         return srv.request("GET", "/readyz")[0]
     except OSError:
         return None
+
+
+def test_exports_of_an_older_format_are_refused_with_a_clear_message(export, tmp_path, capsys):
+    import shutil
+
+    old = tmp_path / "old" / "1"
+    shutil.copytree(export.path, old)
+    info = json.loads((old / "assets" / "model.json").read_text())
+    (old / "assets" / "model.json").write_text(json.dumps({**info, "format": 1}))
+    assert main(["recommend", str(old), "--user", "1"]) == 2
+    assert "older ncf" in capsys.readouterr().err
+    assert main(["serve", str(old), "--port", "0"]) == 2
+    assert "older ncf" in capsys.readouterr().err

@@ -68,6 +68,11 @@ class Export:
             raise NcfError(
                 f"{info_path}: not found; this SavedModel was not written by ncf export"
             ) from None
+        if int(self.info.get("format", 1)) < 2:
+            raise NcfError(
+                f"{self.path}: written by an older ncf (export format "
+                f"{self.info.get('format', 1)}, scalar k); export the run again"
+            )
         self.module = tf.saved_model.load(str(self.path))
         self.titles = _titles(self.path / "assets")
         self.num_items = int(self.info["num_items"])

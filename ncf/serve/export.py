@@ -47,7 +47,7 @@ from ncf.errors import NcfError
 from ncf.io import write_json
 from ncf.train.rundir import RunDir, resolve_run
 
-EXPORT_FORMAT = 1
+EXPORT_FORMAT = 2  # 2: every input batched (k [B]), ExportArchive; 1: scalar k
 TMP_PREFIX = ".tmp-export-"
 SIGNATURE_NOTES = {
     "popularity": "popularity ranks every item by its count, so it has no item similarity",
