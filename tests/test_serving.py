@@ -471,6 +471,12 @@ def post_bytes(path: str, body: bytes, extra: bytes = b"") -> bytes:
 
 BAD_REQUESTS = [
     (
+        "POST on a health check",
+        lambda b: [b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"],
+        405,
+        "only GET",
+    ),
+    (
         "malformed JSON",
         lambda b: [post_bytes(b + ":predict", b'{"instances": [')],
         400,

@@ -140,6 +140,7 @@ class ServingApp:
     ) -> tuple[int, bytes]:
         if path in ("/healthz", "/readyz", "/openapi.json"):
             if method not in ("GET", "HEAD"):
+                headers.append((b"allow", b"GET, HEAD"))
                 raise ServingError(405, f"{method} {path}: only GET is served here")
             if path == "/healthz":
                 return 200, _json({"status": "alive"})
