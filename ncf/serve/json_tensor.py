@@ -119,13 +119,10 @@ def _fill(value: Any, level: int, shape: list[int], dtype: np.dtype, out: list) 
 
 
 def scalar(value: Any, dtype: np.dtype) -> Any:
-    name = TYPE_NAMES.get(dtype)
-    if name is None:
-        raise ServingError(501, f"Conversion of JSON Value: {echo(value)} to type: {dtype}")
-    mismatch = bad(
-        f"JSON Value: {echo(value)} Type: {json_type(value)} is not of expected type: {name}"
-    )
+    """One JSON scalar as a value of ``dtype`` (bytes for strings); type-checked."""
     if dtype.kind == "O":
+        if type(value) is str:  # the common case first
+            return value.encode("utf-8")
         if isinstance(value, dict):
             if not is_b64(value):
                 raise bad(f"JSON Value: {echo(value)} not formatted correctly for base64 data")
@@ -133,25 +130,33 @@ def scalar(value: Any, dtype: np.dtype) -> Any:
                 return base64.b64decode(value["b64"], validate=True)
             except (binascii.Error, ValueError):
                 raise bad("Unable to base64 decode") from None
-        if not isinstance(value, str):
-            raise mismatch
-        return value.encode("utf-8")
+        raise _mismatch(value, dtype)
     if dtype == np.bool_:
         if not isinstance(value, bool):
-            raise mismatch
+            raise _mismatch(value, dtype)
         return value
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise mismatch
+        raise _mismatch(value, dtype)
     if dtype in INT_RANGES:
         low, high = INT_RANGES[dtype]
         if not isinstance(value, int) or not low <= value <= high:
-            raise mismatch
+            raise _mismatch(value, dtype)
         return value
+    if dtype not in FLOAT_INT_MAX:
+        raise ServingError(501, f"Conversion of JSON Value: {echo(value)} to type: {dtype}")
     limit = FLOAT_INT_MAX[dtype]
     lossy = abs(value) > limit if isinstance(value, int) else _out_of_float_range(value, dtype)
     if lossy:
+        name = TYPE_NAMES[dtype]
         raise bad(f"Cannot convert JSON value: {echo(value)} to {name} without loss of precision.")
     return value
+
+
+def _mismatch(value: Any, dtype: np.dtype) -> ServingError:
+    name = TYPE_NAMES.get(dtype, str(dtype))
+    return bad(
+        f"JSON Value: {echo(value)} Type: {json_type(value)} is not of expected type: {name}"
+    )
 
 
 def _out_of_float_range(value: float, dtype: np.dtype) -> bool:
