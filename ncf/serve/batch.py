@@ -17,7 +17,6 @@ removing the seen ones) are dropped.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,8 +28,6 @@ import numpy as np
 from ncf.errors import NcfError
 from ncf.io import atomic_path
 from ncf.serve.client import Export
-
-logger = logging.getLogger(__name__)
 
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 
