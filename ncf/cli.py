@@ -177,7 +177,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise NcfError(
             f"{path}: no assets/model.json; this SavedModel was not written by ncf export"
         )
-    for flag in ("workers", "max_queue", "max_rows", "max_k", "max_body_bytes", "backlog"):
+    flags = ("workers", "max_queue", "max_rows", "max_k", "max_results", "max_body_bytes")
+    for flag in (*flags, "backlog"):
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise NcfError(f"--{flag.replace('_', '-')} {value}: must be at least 1")
@@ -187,6 +188,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_body_bytes=args.max_body_bytes,
         max_rows=args.max_rows,
         max_k=args.max_k,
+        max_results=args.max_results,
         request_timeout_s=args.request_timeout,
         workers=args.workers or Limits().workers,
         max_queue=args.max_queue,
@@ -289,6 +291,12 @@ def _add_serving_commands(sub: argparse._SubParsersAction) -> None:
     )
     limits.add_argument("--max-rows", type=int, default=1024, help="rows (users) per request")
     limits.add_argument("--max-k", type=int, default=1000, help="largest k a request may ask")
+    limits.add_argument(
+        "--max-results",
+        type=int,
+        default=1 << 18,
+        help="largest rows x k of one request (bounds an answer's size)",
+    )
     limits.add_argument(
         "--max-body-bytes", type=int, default=1 << 20, help="largest request body (413 above)"
     )

@@ -62,7 +62,8 @@ def items(export) -> list[str]:
 @pytest.fixture(scope="module")
 def server(export, tmp_path_factory):
     log = tmp_path_factory.mktemp("server") / "serve.log"
-    srv = Server(export.path.parent, log, "--request-timeout", "1.5", "--max-k", "50")
+    limits = ["--request-timeout", "1.5", "--max-k", "50", "--max-results", "1000"]
+    srv = Server(export.path.parent, log, *limits)
     yield srv
     assert srv.stop() == 0
     assert "stopped: every request in flight was answered" in log.read_text()
@@ -470,6 +471,19 @@ def post_bytes(path: str, body: bytes, extra: bytes = b"") -> bytes:
 
 
 BAD_REQUESTS = [
+    (
+        "too many results",
+        lambda b: [
+            post_bytes(
+                b + ":predict",
+                json.dumps(
+                    {"signature_name": "recommend", "inputs": {"user_id": ["1"] * 100, "k": [20]}}
+                ).encode(),
+            )
+        ],
+        400,
+        "rows x k = 2000 is over",
+    ),
     (
         "POST on a health check",
         lambda b: [b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"],

@@ -18,7 +18,8 @@ over-long URL or header block, 503 when ``max_queue`` model calls already wait, 
 (logged; the server keeps serving). Model calls run in a pool of ``workers`` threads;
 requests beyond the pool wait in a queue of at most ``max_queue``, and waiting requests of a
 row-wise signature are merged into one call (:mod:`ncf.serve.batching`). Requests with more
-than ``max_rows`` rows or a ``k`` over ``max_k`` are refused (TF Serving has no such limits).
+than ``max_rows`` rows, a ``k`` over ``max_k`` or more than ``max_results`` rows x k are refused
+(TF Serving has no such limits).
 JSON is parsed and written on the event loop; only model calls run in the pool.
 
 :class:`ServingApp` is the ASGI application; :func:`run_server` runs it on a listening socket
@@ -62,6 +63,7 @@ class Limits:
     max_body_bytes: int = 1 << 20
     max_rows: int = 1024  # first dimension of any input tensor
     max_k: int = 1000
+    max_results: int = 1 << 18  # rows x k of one request: bounds the answer's size
     max_url_bytes: int = 8 << 10
     max_header_bytes: int = 16 << 10
     request_timeout_s: float = 10.0  # to receive a whole request
@@ -233,6 +235,16 @@ class ServingApp:
                     400,
                     f"k={int(np.max(tensor))} is over this server's limit of "
                     f"{self.limits.max_k} (ncf serve --max-k)",
+                )
+        k, ids = feeds.get("k"), [t for n, t in feeds.items() if n != "k" and t.ndim]
+        if k is not None and k.size and ids:
+            results = int(np.max(k)) * max(int(t.shape[0]) for t in ids)
+            if results > self.limits.max_results:
+                raise ServingError(
+                    400,
+                    f"rows x k = {results} is over this server's limit of "
+                    f"{self.limits.max_results} results per request (ncf serve --max-results); "
+                    "ask for fewer rows or a smaller k",
                 )
 
     def _inputs_of(self, name: str) -> dict[str, np.dtype]:

@@ -49,7 +49,8 @@ def openapi(model_name: str, signature_defs: dict[str, Any], limits: Any) -> dic
     predict = {
         "summary": "Run a signature (TF Serving :predict)",
         "description": f"Signatures: {described}. At most {limits.max_rows} rows, k at most "
-        f"{limits.max_k}, bodies up to {limits.max_body_bytes} bytes.",
+        f"{limits.max_k}, rows x k at most {limits.max_results}, bodies up to "
+        f"{limits.max_body_bytes} bytes.",
         "requestBody": {
             "required": True,
             "content": {
