@@ -277,6 +277,11 @@ class ExportConfig(_Section):
         True, description="recommend excludes the items each user interacted with in training"
     )
     default_k: int = Field(10, gt=0, description="k used when a request does not give one")
+    include_seen: bool = Field(
+        True,
+        description="the export holds each user's train and validation items (to exclude them "
+        "from recommend); false leaves them out, and recommend then cannot exclude them",
+    )
 
 
 class RunConfig(_Section):
