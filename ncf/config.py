@@ -360,6 +360,19 @@ class Config(_Section):
             )
         return self
 
+    def check_export(self, num_items: int) -> None:
+        """Raise ``ValueError`` where an export setting cannot fit a catalogue of ``num_items``.
+
+        Called where an export is built (``export.*`` can change at export time), so that
+        ``export.default_k`` never exceeds the catalogue: a request without ``k`` would fail.
+        """
+        if self.export.default_k > num_items:
+            raise ValueError(
+                f"export.default_k={self.export.default_k} is larger than the catalogue "
+                f"({num_items} items): every request without k would fail; set "
+                f"--set export.default_k={num_items} or less"
+            )
+
     def check_catalogue(self, num_items: int) -> None:
         """Raise ``ValueError`` where an eval setting cannot fit a catalogue of ``num_items``."""
         if max(self.eval.k) > num_items:
@@ -370,11 +383,6 @@ class Config(_Section):
             raise ValueError(
                 f"eval.sampled_negatives={self.eval.sampled_negatives} needs a catalogue of more items "
                 f"(it has {num_items})"
-            )
-        if self.export.default_k > num_items:
-            raise ValueError(
-                f"export.default_k={self.export.default_k} is larger than the catalogue "
-                f"({num_items} items): a request without k could not be answered"
             )
 
 
