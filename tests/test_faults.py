@@ -216,6 +216,7 @@ def test_a_second_train_of_the_same_run_directory_refuses(tmp_path):
             assert first.poll() is None, first.stderr.read().decode() if first.stderr else ""
             assert time.monotonic() < deadline, "the first run never wrote a checkpoint"
             time.sleep(0.2)
+        first.send_signal(signal.SIGSTOP)  # frozen mid-run, still holding the lock
         second = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=120)
         assert second.returncode == 2, second.stderr
         assert "Traceback" not in second.stderr
@@ -394,6 +395,17 @@ def test_data_too_large_for_memory_is_refused_naming_the_part(tmp_path, capsys, 
     )
     assert not (tmp_path / "runs").exists()
     assert main([*argv, "--set", "run.check_memory=false"]) == 0  # the documented way out
+
+
+@pytest.mark.parametrize(
+    "override",
+    ["data.synthetic.interactions=10000000000000", "data.synthetic.users=10000000000000"],
+)
+def test_data_too_large_to_read_is_refused_before_reading(override, capsys):
+    assert main(["data", "stats", str(QUICKSTART), "--set", override]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ncf: error: not enough memory to read the data: it needs about ")
+    assert "lower data.synthetic.interactions" in err
 
 
 def test_a_loss_that_diverges_in_epoch_1_leaves_no_run_folder(tmp_path, capsys):

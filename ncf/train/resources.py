@@ -18,9 +18,9 @@ head are counted as well (side features are not). The count equals Keras' ``coun
   (1 + train.num_negatives) × 40`` bytes (neural types);
 - the full-ranking score buffers: ``3 × min(eval.batch_users × items, 2**25) × 4`` bytes.
 
-The run is refused when model + data exceed the memory available to the process: the
-kernel's ``MemAvailable`` (``/proc/meminfo``), or less where a cgroup memory limit leaves
-less. The message gives both numbers and the config key that moves the estimate most;
+The run is refused when model + data exceed the memory available to the process
+(:func:`ncf.memory.available_memory`). Reading the data is checked before it starts, by
+:func:`ncf.data.budget.check_input_memory`. The message gives both numbers and the config key that moves the estimate most;
 ``run.check_memory: false`` skips the check. The estimate is a lower bound (TensorFlow's own
 buffers and XLA's workspace come on top), so a run that passes can still run short.
 """
@@ -29,11 +29,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 from ncf.config import Config
 from ncf.data.dataset import Dataset
 from ncf.errors import ConfigError
+from ncf.memory import available_memory, human
 
 log = logging.getLogger(__name__)
 
@@ -136,55 +136,3 @@ def check_memory(config: Config, dataset: Dataset, available: int | None = None)
         f"{human(available)} is available; the {name} take the most: lower {key}, or set "
         "run.check_memory: false to try anyway"
     )
-
-
-def human(size: int) -> str:
-    """``1536`` -> ``"1.5 KiB"``."""
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if value < 1024 or unit == "PiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
-
-
-def available_memory() -> int | None:
-    """Bytes this process can still allocate: ``MemAvailable``, capped by a cgroup limit."""
-    meminfo = _read_fields(Path("/proc/meminfo"))
-    if "MemAvailable" not in meminfo:
-        return None
-    available = meminfo["MemAvailable"] * 1024
-    for limit_file, usage_file, stat_key in (
-        ("memory.max", "memory.current", "inactive_file"),  # cgroup v2
-        ("memory/memory.limit_in_bytes", "memory/memory.usage_in_bytes", "total_inactive_file"),
-    ):
-        root = Path("/sys/fs/cgroup")
-        limit, usage = _read_int(root / limit_file), _read_int(root / usage_file)
-        if limit is None or usage is None or limit >= meminfo.get("MemTotal", 0) * 1024:
-            continue
-        stat = _read_fields(root / Path(limit_file).parent / "memory.stat")
-        reclaimable = stat.get(stat_key, 0)
-        available = min(available, max(0, limit - usage + reclaimable))
-    return available
-
-
-def _read_fields(path: Path) -> dict[str, int]:
-    """``name value`` (or ``name: value kB``) lines as a dict of ints; {} when unreadable."""
-    try:
-        lines = path.read_text().splitlines()
-    except OSError:
-        return {}
-    fields = {}
-    for line in lines:
-        parts = line.replace(":", " ").split()
-        if len(parts) >= 2 and parts[1].isdigit():
-            fields[parts[0]] = int(parts[1])
-    return fields
-
-
-def _read_int(path: Path) -> int | None:
-    try:
-        text = path.read_text().strip()
-    except OSError:
-        return None
-    return int(text) if text.isdigit() else None
