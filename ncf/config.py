@@ -387,14 +387,15 @@ class Config(_Section):
 
 
 def _format_errors(err: ValidationError, source: str) -> str:
-    lines = []
+    """One line: ``SOURCE: key.path: problem; other.key: problem``."""
+    problems = []
     for e in err.errors():
         path = ".".join(str(p) for p in e["loc"]) or "(top level)"
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling; configs/README.md lists every key)"
-        lines.append(f"{source}: {path}: {msg}")
-    return "\n".join(lines)
+        problems.append(f"{path}: {msg}")
+    return f"{source}: " + "; ".join(problems)
 
 
 class _StrictLoader(yaml.SafeLoader):

@@ -45,9 +45,13 @@ def check_field_counts(
         elif fields != expected:
             first = "the header" if header else "the first line"
             raise DataError(
-                f"{path} line {line}: {fields} fields, but {first} has {expected}; every row "
+                f"{path} line {line}: {_fields(fields)}, but {first} has {_fields(expected)}; every row "
                 f"needs the same fields (data.separator is {sep!r}; quote a field that holds it)"
             )
+
+
+def _fields(n: int) -> str:
+    return f"{n} field" if n == 1 else f"{n} fields"
 
 
 def _contains(path: Path, needle: bytes) -> bool:
