@@ -197,3 +197,26 @@ def test_export_default_k_is_checked_against_the_catalogue():
     config.check_export(1001)
     with pytest.raises(ValueError, match=r"export.default_k=1001 is larger than the catalogue"):
         config.check_export(1000)
+
+
+@pytest.mark.parametrize("sep", [",", "::"])
+@pytest.mark.parametrize("eol", ["\n", "\r\n"])
+def test_field_counts_are_exact_across_blocks_and_blank_lines(tmp_path, monkeypatch, sep, eol):
+    """A slow obvious reference (Python's line splitting) against the block-wise count."""
+    from ncf.data.sources import fields
+    from ncf.errors import DataError
+
+    monkeypatch.setattr(fields, "BLOCK", 7)  # many blocks, lines cut anywhere
+    lines = [sep.join(["user", "item"])] + [sep.join([f"u{n}", f"i{n}"]) for n in range(40)]
+    lines[5:5] = ["", ""]  # blank lines count as lines and are skipped
+    for bad in (3, 17, 41):
+        wrong = [*lines[:bad], sep.join(["u", "i", "extra"]), *lines[bad:]]
+        path = tmp_path / "data.csv"
+        path.write_text(eol.join(wrong) + eol, newline="")
+        expected_line = next(
+            n for n, text in enumerate(path.read_text().splitlines(), 1) if "extra" in text
+        )
+        with pytest.raises(DataError, match=rf"data.csv line {expected_line}: 3 fields"):
+            fields.check_field_counts(path, sep, header=True)
+    path.write_text(eol.join(lines), newline="")  # no line break at the end: still fine
+    fields.check_field_counts(path, sep, header=True)

@@ -133,6 +133,6 @@ def check_memory(config: Config, dataset: Dataset, available: int | None = None)
     detail = ", ".join(f"{n} {human(s)}" for n, (s, _) in need.parts.items() if s)
     raise ConfigError(
         f"not enough memory: this run needs about {human(need.total)} ({detail}) but "
-        f"{human(available)} is available; the {name} take the most: lower {key}, or set "
+        f"{human(available)} is available; the largest part is the {name}: lower {key}, or set "
         "run.check_memory: false to try anyway"
     )
