@@ -44,6 +44,18 @@ def write_error(path: str | os.PathLike[str], exc: OSError) -> NcfError:
     )
 
 
+def library_write_error(path: str | os.PathLike[str], message: str) -> NcfError:
+    """:func:`write_error` for a library that reports a failed write as text, such as
+    TensorFlow's ``"...events.out.tfevents...; No space left on device"``."""
+    reasons = [line.rsplit("; ", 1)[-1].strip() for line in message.splitlines() if "; " in line]
+    reason = reasons[0] if reasons else message.strip().splitlines()[0]
+    codes = (errno.ENOSPC, errno.EACCES, errno.EROFS, errno.EDQUOT, errno.EIO)
+    code = {os.strerror(c): c for c in codes}.get(reason)
+    if code is not None:
+        return write_error(path, OSError(code, reason))
+    return NcfError(f"{path}: cannot write it ({reason}); run the same command again once fixed")
+
+
 def _temporary_name(path: Path, suffix: str = ".tmp") -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{suffix}")
 

@@ -353,6 +353,25 @@ def test_write_errors_name_the_path_and_errno(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []  # no temporary file left behind
 
 
+def test_tensorflow_write_failures_are_user_errors_naming_the_folder(tmp_path):
+    import tensorflow as tf
+
+    from ncf.train.callbacks import TensorBoardWriter
+    from ncf.train.state import PhaseState
+
+    board = TensorBoardWriter(tmp_path / "tensorboard", False, PhaseState(), None)
+    message = (
+        "{{function_node __wrapped__WriteSummary}} /x/events.out.tfevents.1.v2; No space left "
+        "on device\n\tFailed to flush 11 events to /x/events.out.tfevents.1.v2"
+    )
+    with pytest.raises(NcfError) as caught, board._user_errors():
+        raise tf.errors.ResourceExhaustedError(None, None, message)
+    assert str(caught.value).startswith(
+        f"{tmp_path / 'tensorboard'}: cannot write it: No space left on device (errno 28, ENOSPC)"
+    )
+    board.close()
+
+
 def test_files_follow_the_umask(tmp_path):
     from ncf import io
 

@@ -22,13 +22,15 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import keras
 
 from ncf.errors import NcfError
+from ncf.io import library_write_error
 from ncf.train.integrity import BEST_WEIGHTS, CHECKPOINT
 from ncf.train.state import PhaseState, save_best_weights, save_model, save_state
 
@@ -250,16 +252,30 @@ class TensorBoardWriter(keras.callbacks.Callback):
         super().__init__()
         import tensorflow as tf
 
+        self.log_dir = log_dir
         self.writer = tf.summary.create_file_writer(str(log_dir))
         self.histograms = histograms
         self.state, self.validation = state, validation
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        import tensorflow as tf
-
         if self.state.diverged_epoch is not None:
             return
-        step = epoch + 1
+        with self._user_errors():
+            self._write(epoch + 1, logs)
+
+    @contextmanager
+    def _user_errors(self) -> Iterator[None]:
+        """TensorFlow's failed writes (a full disk) as an NcfError naming the folder."""
+        import tensorflow as tf
+
+        try:
+            yield
+        except tf.errors.OpError as exc:
+            raise library_write_error(self.log_dir, exc.message) from None
+
+    def _write(self, step: int, logs: dict[str, Any] | None) -> None:
+        import tensorflow as tf
+
         with self.writer.as_default():
             for name, value in (logs or {}).items():
                 if not name.startswith("val/"):
@@ -273,10 +289,12 @@ class TensorBoardWriter(keras.callbacks.Callback):
         self.writer.flush()
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
-        self.writer.flush()
+        with self._user_errors():
+            self.writer.flush()
 
     def close(self) -> None:
-        self.writer.close()
+        with self._user_errors():
+            self.writer.close()
 
 
 def current_learning_rate(model: keras.Model) -> float:
