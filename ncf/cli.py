@@ -2,8 +2,8 @@
 
 User mistakes (:class:`ncf.errors.NcfError`) print one line, ``ncf: error: ...``, and exit
 with status 2, and so does an operating-system error with an errno (disk full, permission
-denied: the path and the errno); anything else is a bug and keeps its traceback. The library reports progress
-through the ``ncf`` logger; this module sends it to standard output.
+denied: the path and the errno); anything else is a bug and keeps its traceback. The library
+reports progress through the ``ncf`` logger; this module sends it to standard output.
 """
 
 from __future__ import annotations

@@ -409,7 +409,7 @@ def test_data_too_large_for_memory_is_refused_naming_the_part(tmp_path, capsys, 
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert (
-        "but 97.7 KiB is available; the ranking buffers take the most: lower eval.batch_users"
+        "but 97.7 KiB is available; the largest part is the ranking buffers: lower eval.batch_users"
         in err
     )
     assert not (tmp_path / "runs").exists()
