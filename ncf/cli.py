@@ -1,8 +1,9 @@
 """The ``ncf`` command: parses arguments and delegates. No logic lives here.
 
 User mistakes (:class:`ncf.errors.NcfError`) print one line, ``ncf: error: ...``, and exit
-with status 2; anything else is a bug and keeps its traceback. The library reports progress
-through the ``ncf`` logger; this module sends it to standard output.
+with status 2, and so does an operating-system error with an errno (disk full, permission
+denied: the path and the errno); anything else is a bug and keeps its traceback. The library
+reports progress through the ``ncf`` logger; this module sends it to standard output.
 """
 
 from __future__ import annotations
@@ -405,6 +406,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except NcfError as exc:
         print(f"ncf: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the file system refused (a write ncf does not wrap itself)
+        if exc.errno is None:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"ncf: error: {where}{os.strerror(exc.errno)} (errno {exc.errno})", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("ncf: interrupted", file=sys.stderr)

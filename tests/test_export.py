@@ -307,6 +307,10 @@ def test_export_cli_flags(runs, tmp_path, capsys):
     assert info["exclude_seen"] is False and info["default_k"] == 3
     assert main(["export", run, "--out", str(base), "--set", "train.epochs=3"]) == 2
     assert "only export.* keys" in capsys.readouterr().err
+    too_big = ["--set", "export.default_k=100000"]
+    assert main(["export", run, "--out", str(tmp_path / "other"), *too_big]) == 2
+    assert "export.default_k=100000 is larger than the catalogue" in capsys.readouterr().err
+    assert not list((tmp_path / "other").glob("*"))  # nothing half-written
 
 
 # -- TensorFlow Serving's loader (the TF1 session loader) ------------------------------------

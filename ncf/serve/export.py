@@ -65,6 +65,10 @@ def export_run(
     run = RunDir(resolve_run(run_path))
     metrics = run.metrics()  # raises unless the run finished
     config = _export_config(run.config, overrides or [])
+    try:
+        config.check_export(run.split().num_items)
+    except ValueError as exc:
+        raise NcfError(f"{run.path}: {exc}") from None
     base = Path(base)
     base.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(base)

@@ -14,6 +14,12 @@
 A run killed at any point is resumed by running the same command again (or
 ``ncf train --resume RUN``): training continues after the last completed epoch with the
 optimizer state, and draws the same negatives an uninterrupted run would.
+
+Before anything is written the run refuses, with an :class:`~ncf.errors.NcfError`, a split
+without test cases (or without validation cases when validation is on) and a run whose
+estimated memory exceeds what is available (:mod:`ncf.train.resources`). While it trains
+it holds the lock of its folder, and a folder it created is removed again if it fails
+before the first checkpoint (:mod:`ncf.train.lock`).
 """
 
 from __future__ import annotations
@@ -29,14 +35,16 @@ import numpy as np
 from ncf.config import Config
 from ncf.data.dataset import Dataset, load_dataset
 from ncf.data.pairs import pair_keys
-from ncf.data.split import Split
+from ncf.data.split import Split, check_cases
 from ncf.errors import ConfigError, NcfError
 from ncf.evaluation import evaluate
 from ncf.io import read_json, write_json
 from ncf.metrics import METRIC_NAMES
 from ncf.registry import family
 from ncf.train.fitted import Fitted
-from ncf.train.rundir import RunDir, find_resumable, new_run_dir, write_run_inputs
+from ncf.train.lock import claim_run_dir, guarded_run
+from ncf.train.resources import check_memory
+from ncf.train.rundir import RunDir, find_resumable, write_run_inputs
 
 log = logging.getLogger(__name__)
 
@@ -60,14 +68,35 @@ def train(
     built-in ones; scripts use them for diagnostics, never to select anything.
     """
     monitor = monitor_key(config)
-    kind = family(config.model.type)
     path = Path(run_dir) if run_dir else (find_resumable(config) if resume else None)
+    _refuse_finished(path)
+    dataset = load_dataset(config)
+    check_cases(dataset.split, config.data.split, dataset.interactions.description)
+    check_memory(config, dataset)
+    created = path is None or not path.exists()
+    path = path or claim_run_dir(config)
+    with guarded_run(path, created):
+        _refuse_finished(path)  # again, now that no other process can finish it
+        return _run(config, dataset, path, monitor, verbose, extra_callbacks)
+
+
+def _refuse_finished(path: Path | None) -> None:
     if path is not None and (path / "metrics.json").exists():
         raise NcfError(f"{path} already holds a finished run; choose another --run-dir")
-    if path is not None and (path / "checkpoints" / "state.json").exists():
+
+
+def _run(
+    config: Config,
+    dataset: Dataset,
+    path: Path,
+    monitor: str,
+    verbose: int,
+    extra_callbacks: list[Any] | None,
+) -> RunResult:
+    """Steps 1 (the run directory's inputs) to 3 of the module docstring, in ``path``."""
+    kind = family(config.model.type)
+    if (path / "checkpoints" / "state.json").exists():
         log.info(f"resuming {path}")
-    path = path or new_run_dir(config)
-    dataset = load_dataset(config)
     _check_same_data(path, dataset)
     write_run_inputs(path, config, dataset)
     log.info(f"run directory: {path}")
