@@ -139,11 +139,12 @@ def _fit_baseline(config: Config, dataset: Dataset, path: Path) -> Fitted:
     """Fit on train; with ``train.refit``, fit again on train + validation for test and export."""
     fit = family(config.model.type).fit
     assert fit is not None, f"{config.model.type} is a baseline family without fit"
-    selected = fit(config.model, dataset.split, _train_ratings(dataset, dataset.split))
+    seed = config.run.seed
+    selected = fit(config.model, dataset.split, _train_ratings(dataset, dataset.split), seed=seed)
     final = selected
     if config.train.refit:
         merged = dataset.split.with_validation_in_train()
-        final = fit(config.model, merged, _train_ratings(dataset, merged))
+        final = fit(config.model, merged, _train_ratings(dataset, merged), seed=seed)
     final.save(path / "baseline")
     return Fitted(selected, final, [], {})
 
