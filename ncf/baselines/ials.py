@@ -39,7 +39,8 @@ from ncf.scorer import Factors
 log = logging.getLogger(__name__)
 
 KIND = "ials"
-MAX_GATHER = 2**22  # observed pairs gathered at once in the CG products ([n, d] float64)
+MAX_GATHER = 2**22  # pairs (or dense scores) held at once in the CG products
+DENSE_RATIO = 30  # score every pair densely when rows * columns <= this * observed pairs
 
 
 def init_factors(num_rows: int, dim: int, rng: np.random.Generator) -> np.ndarray:
@@ -48,17 +49,26 @@ def init_factors(num_rows: int, dim: int, rng: np.random.Generator) -> np.ndarra
 
 
 def _observed_products(x: sp.csr_matrix, fixed: np.ndarray, d: np.ndarray) -> np.ndarray:
-    """For each row r: sum_{i in row r} fixed[i] <fixed[i], d[r]>, i.e. (F^T diag(x_r) F) d_r."""
+    """For each row r: sum_{i in row r} fixed[i] <fixed[i], d[r]>, i.e. (F^T diag(x_r) F) d_r.
+
+    The inner products <fixed[i], d[r]> of the observed pairs come from a dense block
+    d[rows] @ F^T when the matrix is dense enough for that to be cheaper (BLAS over every
+    pair beats gathering |pairs| factor rows), otherwise from gathered rows.
+    """
     out = np.zeros_like(d)
-    step = max(1, MAX_GATHER // max(1, int(x.nnz / max(1, x.shape[0]))))
-    for lo in range(0, x.shape[0], step):
+    num_rows, num_cols = x.shape
+    dense = num_rows * num_cols <= DENSE_RATIO * max(1, x.nnz)
+    per_row = num_cols if dense else max(1, x.nnz // max(1, num_rows))
+    step = max(1, MAX_GATHER // per_row)
+    for lo in range(0, num_rows, step):
         block = x[lo : lo + step]
         rows = np.repeat(np.arange(block.shape[0]), np.diff(block.indptr))
-        gathered = fixed[block.indices]  # [nnz, dim]
-        weights = np.einsum("nd,nd->n", gathered, d[lo + rows])
-        out[lo : lo + step] = (
-            sp.csr_matrix((weights, block.indices, block.indptr), block.shape) @ fixed
-        )
+        if dense:
+            weights = (d[lo : lo + step] @ fixed.T)[rows, block.indices]
+        else:
+            weights = np.einsum("nd,nd->n", fixed[block.indices], d[lo + rows])
+        products = sp.csr_matrix((weights, block.indices, block.indptr), block.shape) @ fixed
+        out[lo : lo + step] = products
     return out
 
 

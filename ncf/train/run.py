@@ -53,11 +53,14 @@ def train(
     resume: bool = True,
     verbose: int = 1,
     extra_callbacks: list[Any] | None = None,
+    evaluate_test: bool = True,
 ) -> RunResult:
     """Train (or resume) the run ``config`` describes; returns its folder and metrics.
 
     ``extra_callbacks`` (Keras callbacks, neural models only) observe both phases after the
-    built-in ones; scripts use them for diagnostics, never to select anything.
+    built-in ones; scripts use them for diagnostics, never to select anything (``ncf tune``
+    prunes trials with one, from validation). ``evaluate_test=False`` leaves the test split
+    unranked (``"test": {}``): a tuning trial must not even see it.
     """
     monitor = monitor_key(config)
     kind = family(config.model.type)
@@ -85,7 +88,7 @@ def train(
         "fingerprint": dataset.split.fingerprint(),
         "fit_on": "train+val" if config.train.refit else "train",
         "val": fitted.val or _evaluate(fitted.selected, dataset.split, "val", config),
-        "test": _evaluate(fitted.final, dataset.split, "test", config),
+        "test": _evaluate(fitted.final, dataset.split, "test", config) if evaluate_test else {},
         "history": fitted.history,
         "train_seconds": train_seconds,
         **fitted.extra,
