@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,15 +83,17 @@ def open_study(
 ) -> optuna.Study:
     """Create or resume the study in ``folder/study.db``; a different config or space is an error."""
     folder.mkdir(parents=True, exist_ok=True)
-    storage = optuna.storages.RDBStorage(
-        f"sqlite:///{folder.resolve() / 'study.db'}",
-        engine_kwargs={"connect_args": {"timeout": 60}},
-        heartbeat_interval=heartbeat,
-        grace_period=2 * heartbeat,
-        heartbeat_stale_trial_callback=optuna.storages.RetryFailedTrialCallback(
-            max_retry=1, inherit_intermediate_values=True
-        ),
-    )
+    retry = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)  # optuna >= 4.9
+    retry = retry or optuna.storages.RetryFailedTrialCallback
+    with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna's words
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        storage = optuna.storages.RDBStorage(
+            f"sqlite:///{folder.resolve() / 'study.db'}",
+            engine_kwargs={"connect_args": {"timeout": 60}},
+            heartbeat_interval=heartbeat,
+            grace_period=2 * heartbeat,
+            heartbeat_stale_trial_callback=retry(max_retry=1, inherit_intermediate_values=True),
+        )
     pruner = optuna.pruners.MedianPruner(
         n_startup_trials=space.prune_after_trials, n_warmup_steps=space.prune_warmup_epochs
     )
