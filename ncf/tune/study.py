@@ -166,6 +166,12 @@ class Objective:
 
             callbacks.append(PruneOnValidation(trial, self.monitor, self.deadline))
         result = train(config, run_dir, verbose=0, extra_callbacks=callbacks, evaluate_test=False)
+        # A trial resumed after a kill did not report the epochs run before it: fill them in.
+        key = self.monitor.removeprefix("val/")
+        (frozen,) = [t for t in trial.study.get_trials(deepcopy=False) if t.number == trial.number]
+        for record in result.metrics.get("history", []):
+            if record["epoch"] not in frozen.intermediate_values and key in record["val"]:
+                trial.report(float(record["val"][key]), record["epoch"])
         return result.metrics
 
 
