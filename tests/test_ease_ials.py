@@ -180,3 +180,24 @@ def test_ncf_train_and_compare_ease_and_ials(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert "l2=50" in done.stdout and "factors=8 l2=1 alpha=10 iterations=15" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "dense_ratio,max_gather", [(0, 7), (0, 2**22), (10**6, 40), (10**6, 2**22)]
+)
+def test_ials_products_agree_gathered_or_dense_and_in_any_chunks(
+    monkeypatch, dense_ratio, max_gather
+):
+    """The CG product (F^T diag(x_r) F) d_r, computed from gathered rows or from a dense
+    block, in chunks of any size, equals the dense formula."""
+    from ncf.baselines import ials
+
+    x = random_binary(6, 13, 9)
+    rng = np.random.default_rng(0)
+    fixed, d = rng.normal(size=(9, 3)), rng.normal(size=(13, 3))
+    expected = np.stack([fixed.T @ np.diag(x[r]) @ fixed @ d[r] for r in range(13)])
+    monkeypatch.setattr(ials, "DENSE_RATIO", dense_ratio)
+    monkeypatch.setattr(ials, "MAX_GATHER", max_gather)
+    np.testing.assert_allclose(
+        ials._observed_products(sp.csr_matrix(x), fixed, d), expected, atol=1e-12
+    )
