@@ -236,3 +236,31 @@ def test_neural_study_killed_mid_trial_resumes(tmp_path):
     metrics = json.loads((refit / "metrics.json").read_text())
     assert metrics["fit_on"] == "train+val" and np.isfinite(metrics["test"]["full"]["HR@10"])
     assert "chosen on validation: trial" in done.stdout and "test metrics" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--set", "model.type=popularity"], "no default search space for model.type popularity"),
+        (["--trials", "0"], "--trials 0"),
+        (["--set", "data.split.validation=false", "--set", "train.refit=false"], "validation"),
+    ],
+)
+def test_tune_command_user_errors_are_one_line(tmp_path, args, message):
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ncf.cli",
+            "tune",
+            str(QUICKSTART),
+            "--study-dir",
+            str(tmp_path / "s"),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and not (tmp_path / "s" / "study.db").exists()
