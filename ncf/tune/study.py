@@ -37,7 +37,7 @@ from typing import Any
 
 import optuna
 
-from ncf.config import apply_overrides, config_to_dict, read_yaml
+from ncf.config import Config, apply_overrides, config_to_dict, read_yaml
 from ncf.errors import ConfigError, NcfError
 from ncf.io import read_json, write_json
 from ncf.registry import family
@@ -190,19 +190,18 @@ def _after_trial(folder, space, monitor, target):
     return callback
 
 
-def tune(
-    config_path: str | Path,
-    overrides: list[str] | None = None,
-    trials: int | None = None,
-    timeout_minutes: float | None = None,
-    space_path: str | Path | None = None,
-    study_dir: str | Path | None = None,
-    refit: bool = True,
-    heartbeat: int = 30,
-    verbose: int = 0,
-) -> TuneResult:
-    """Run (or resume) the study ``config_path`` and its search space describe (module docstring)."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial is ours
+@dataclass(frozen=True)
+class _Setup:
+    raw: dict[str, Any]  # the config file with --set applied (run.name filled in)
+    source: str
+    base: Config
+    space: SearchSpace
+    monitor: str
+    folder: Path
+
+
+def _setup(config_path, overrides, space_path, study_dir) -> _Setup:
+    """Read and check the config and the search space before any study is opened."""
     source = str(config_path) + (" (with --set overrides)" if overrides else "")
     raw = apply_overrides(read_yaml(config_path), overrides or [])
     raw.setdefault("run", {})
@@ -216,25 +215,47 @@ def tune(
         raise ConfigError(
             f"{source}: ncf tune chooses on the validation split; set data.split.validation: true"
         )
-    monitor = monitor_key(base)
     folder = Path(study_dir) if study_dir else Path(base.run.dir) / f"{base.run.name}-tune"
-    identity = {"config": config_to_dict(base), "space": space.model_dump(mode="json")}
-    study = open_study(folder, identity, space, base.run.seed, max(1, int(heartbeat)))
-    target = trials or space.trials
-    minutes = timeout_minutes if timeout_minutes is not None else space.timeout_minutes
+    return _Setup(raw, source, base, space, monitor_key(base), folder)
+
+
+def _search(study: optuna.Study, setup: _Setup, target: int, minutes: float | None) -> None:
     deadline = time.time() + 60 * minutes if minutes else None
+    neural = family(setup.base.model.type).neural
+    objective = Objective(setup.raw, setup.space, setup.folder, setup.source, setup.monitor,
+                          neural, deadline)  # fmt: skip
+    log.info(f"study {setup.folder}: {finished_trials(study)} of {target} trials finished")
+    study.optimize(
+        objective,
+        timeout=60 * minutes if minutes else None,
+        catch=(NcfError,),
+        callbacks=[_after_trial(setup.folder, setup.space, setup.monitor, target)],
+        gc_after_trial=True,
+    )
+
+
+def tune(
+    config_path: str | Path,
+    overrides: list[str] | None = None,
+    trials: int | None = None,
+    timeout_minutes: float | None = None,
+    space_path: str | Path | None = None,
+    study_dir: str | Path | None = None,
+    refit: bool = True,
+    heartbeat: int = 30,
+    verbose: int = 0,
+) -> TuneResult:
+    """Run (or resume) the study ``config_path`` and its search space describe (module docstring)."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial is ours
+    setup = _setup(config_path, overrides, space_path, study_dir)
+    space, folder, monitor = setup.space, setup.folder, setup.monitor
+    identity = {"config": config_to_dict(setup.base), "space": space.model_dump(mode="json")}
+    study = open_study(folder, identity, space, setup.base.run.seed, max(1, int(heartbeat)))
+    target = trials or space.trials
     board.write_experiment(folder / "tensorboard", space, monitor)
     if finished_trials(study) < target:
-        neural = family(base.model.type).neural
-        objective = Objective(raw, space, folder, source, monitor, neural, deadline)
-        log.info(f"study {folder}: {finished_trials(study)} of {target} trials finished; searching")
-        study.optimize(
-            objective,
-            timeout=60 * minutes if minutes else None,
-            catch=(NcfError,),
-            callbacks=[_after_trial(folder, space, monitor, target)],
-            gc_after_trial=True,
-        )
+        minutes = timeout_minutes if timeout_minutes is not None else space.timeout_minutes
+        _search(study, setup, target, minutes)
     text = board.write_leaderboard(folder, study, space, monitor)
     complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
     if not complete:
@@ -243,11 +264,8 @@ def tune(
         )
     best = max(complete, key=lambda t: (t.value, -t.number))
     values = space.decode(best.params)
-    result = (
-        _refit(raw, space, values, folder / f"best-trial-{best.number:04d}", source, verbose)
-        if refit
-        else None
-    )
+    run_dir = folder / f"best-trial-{best.number:04d}"
+    result = _refit(setup.raw, space, values, run_dir, setup.source, verbose) if refit else None
     summary = {
         "study": str(folder), "monitor": monitor, "trials_finished": finished_trials(study),
         "best_trial": best.number, "best_value": best.value, "best_values": values,
