@@ -2,7 +2,7 @@
 
     python scripts/seed_table.py runs/ease/* runs/ials/*
 
-Runs are grouped by ``run.name``; each row gives the mean and the standard deviation (over
+Runs are grouped by ``run.name`` (or ``--by model``: ``model.type``); each row gives the mean and the standard deviation (over
 the runs of the group, ddof=1) of sampled and full HR@10 / NDCG@10 on the test split, the
 seeds, and the mean train seconds. The runs' own validation choice is all that chose them.
 """
@@ -24,12 +24,16 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("runs", nargs="+")
+    parser.add_argument(
+        "--by", choices=["name", "model"], default="name", help="group by run.name or model.type"
+    )
     args = parser.parse_args()
     groups: dict[str, list[RunDir]] = defaultdict(list)
     for path in args.runs:
         run = RunDir(path)
         if run.complete:
-            groups[run.config.run.name or "run"].append(run)
+            config = run.config
+            groups[config.run.name if args.by == "name" else config.model.type].append(run)
     header = " | ".join(f"{p} {m}" for p, m in COLUMNS)
     print(f"| run | seeds | {header} | train s |")
     print("|" + " --- |" * (len(COLUMNS) + 3))

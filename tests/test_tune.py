@@ -102,6 +102,8 @@ def test_baseline_study_chooses_on_validation_and_tests_once(tmp_path):
     assert len(trials) == 4 and all(t.state.name == "COMPLETE" for t in trials)
     best = max(trials, key=lambda t: t.value)
     assert result.best_trial == best.number and result.best_values == best.params
+    # The first trial is the config's own value (quickstart: the default l2 of 500).
+    assert trials[0].params == {"model.ease.l2": 500.0}
     for trial in trials:  # trials never rank the test split
         metrics = json.loads((Path(trial.user_attrs["run_dir"]) / "metrics.json").read_text())
         assert metrics["test"] == {} and metrics["fit_on"] == "train"
@@ -264,3 +266,18 @@ def test_tune_command_user_errors_are_one_line(tmp_path, args, message):
     )
     assert done.returncode == 2 and message in done.stderr, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and not (tmp_path / "s" / "study.db").exists()
+
+
+def test_the_config_tuned_from_is_the_starting_point(tmp_path):
+    from ncf.config import load_config
+
+    space = load_space(REPO / "configs" / "search" / "neumf.yaml")
+    config = load_config(REPO / "configs" / "ml-100k" / "neumf.yaml")
+    point = space.starting_point(config)
+    assert point is not None and point["model.mlp_layers"] == "[64, 32, 16, 8]"
+    assert point["train.learning_rate"] == 0.004 and point["train.num_negatives"] == 8
+    assert space.decode(point)["model.mlp_layers"] == [64, 32, 16, 8]
+    outside = load_config(QUICKSTART, ["model.mlp_layers=[48,24]"])  # not among the choices
+    assert space.starting_point(outside) is None
+    too_fast = load_config(REPO / "configs" / "ml-100k" / "neumf.yaml", ["train.learning_rate=0.5"])
+    assert space.starting_point(too_fast) is None

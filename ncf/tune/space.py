@@ -98,6 +98,25 @@ class SearchSpace(BaseModel):
     def sample(self, trial: Any) -> dict[str, Any]:
         return {name: param.sample(trial, name) for name, param in self.params.items()}
 
+    def starting_point(self, config: Config) -> dict[str, Any] | None:
+        """The config's own values of the searched keys, encoded as Optuna stores them; None
+        when one of them lies outside the space (not among the choices, or out of range)."""
+        data = config.model_dump(mode="json")
+        point = {}
+        for name, param in self.params.items():
+            value: Any = data
+            for part in name.split("."):
+                value = value[part]
+            if param.choices is not None:
+                if value not in param.choices:
+                    return None
+                point[name] = json.dumps(value)
+            elif param.low is not None and param.high is not None:
+                if isinstance(value, bool) or not param.low <= value <= param.high:
+                    return None
+                point[name] = value
+        return point
+
     def decode(self, params: dict[str, Any]) -> dict[str, Any]:
         """Optuna's stored parameters -> config values (categorical choices are JSON text)."""
         return {

@@ -4,7 +4,9 @@
    Optuna study stored in SQLite, ``STUDY/study.db`` (default ``STUDY`` =
    ``<run.dir>/<run.name>-tune``). Running the same command again resumes it; several
    processes (``--no-refit`` in all but one) can share it. A study remembers its config and
-   space and refuses another.
+   space and refuses another. Its first trial is the config's own values of the searched keys
+   (when they lie inside the space), so the search starts from the setting it tunes and
+   chooses it unless a trial beats it on validation.
 2. Each trial is an ordinary ``ncf train`` run in ``STUDY/trials/trial-NNNN`` with the
    sampled values, fitted on train and ranked on validation only (``train.refit`` off, the
    test split never ranked). Its value is the validation metric early stopping watches
@@ -79,7 +81,7 @@ def finished_trials(study: optuna.Study) -> int:
 
 
 def open_study(
-    folder: Path, identity: dict[str, Any], space: SearchSpace, seed: int, heartbeat: int
+    folder: Path, identity: dict[str, Any], space: SearchSpace, base: Config, heartbeat: int
 ) -> optuna.Study:
     """Create or resume the study in ``folder/study.db``; a different config or space is an error."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -103,6 +105,9 @@ def open_study(
     stored = study.user_attrs.get("identity")
     if stored is None:
         study.set_user_attr("identity", identity)
+        start = space.starting_point(base)  # the config tuned from is the first trial
+        if start is not None:
+            study.enqueue_trial(start, user_attrs={"note": "the config's own values"})
     elif stored != identity:
         raise NcfError(
             f"{folder}: this study was started with another config or search space; "
@@ -110,7 +115,8 @@ def open_study(
         )
     # A resumed study draws fresh random starts rather than repeating the first ones.
     study.sampler = optuna.samplers.TPESampler(
-        seed=seed * 1_000_003 + len(study.trials), n_startup_trials=space.startup_trials
+        seed=base.run.seed * 1_000_003 + len(study.trials),
+        n_startup_trials=space.startup_trials,
     )
     return study
 
@@ -250,7 +256,7 @@ def tune(
     setup = _setup(config_path, overrides, space_path, study_dir)
     space, folder, monitor = setup.space, setup.folder, setup.monitor
     identity = {"config": config_to_dict(setup.base), "space": space.model_dump(mode="json")}
-    study = open_study(folder, identity, space, setup.base.run.seed, max(1, int(heartbeat)))
+    study = open_study(folder, identity, space, setup.base, max(1, int(heartbeat)))
     target = trials or space.trials
     board.write_experiment(folder / "tensorboard", space, monitor)
     if finished_trials(study) < target:
