@@ -96,8 +96,9 @@ def open_study(
             grace_period=2 * heartbeat,
             heartbeat_stale_trial_callback=retry(max_retry=1, inherit_intermediate_values=True),
         )
+    # Optuna prunes from step n_warmup_steps on; steps are 1-based epochs here.
     pruner = optuna.pruners.MedianPruner(
-        n_startup_trials=space.prune_after_trials, n_warmup_steps=space.prune_warmup_epochs
+        n_startup_trials=space.prune_after_trials, n_warmup_steps=space.prune_warmup_epochs + 1
     )
     study = optuna.create_study(
         storage=storage, study_name="ncf", direction="maximize", pruner=pruner, load_if_exists=True
