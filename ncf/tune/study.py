@@ -125,7 +125,16 @@ def open_study(
 class Objective:
     """One trial: a ``train`` run with the sampled values, scored on validation only."""
 
-    def __init__(self, raw, space, folder, source, monitor, neural, deadline) -> None:
+    def __init__(
+        self,
+        raw: dict[str, Any],
+        space: SearchSpace,
+        folder: Path,
+        source: str,
+        monitor: str,
+        neural: bool,
+        deadline: float | None,
+    ) -> None:
         self.raw, self.space, self.folder, self.source = raw, space, folder, source
         self.monitor, self.neural, self.deadline = monitor, neural, deadline
 
@@ -164,7 +173,7 @@ class Objective:
         trial.set_user_attr("seconds", metrics.get("train_seconds", time.perf_counter() - start))
         return float(metrics["val"][protocol][name])
 
-    def _run(self, config, trial: optuna.Trial, run_dir: Path) -> dict[str, Any]:
+    def _run(self, config: Config, trial: optuna.Trial, run_dir: Path) -> dict[str, Any]:
         if (run_dir / "metrics.json").is_file():  # finished before its process was killed
             return read_json(run_dir / "metrics.json")
         callbacks = []
@@ -182,7 +191,7 @@ class Objective:
         return result.metrics
 
 
-def _after_trial(folder, space, monitor, target):
+def _after_trial(folder: Path, space: SearchSpace, monitor: str, target: int) -> Any:
     def callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         value = f"{trial.value:.4f}" if trial.value is not None else "-"
         note = trial.user_attrs.get("note") or trial.user_attrs.get("error") or ""
@@ -207,7 +216,12 @@ class _Setup:
     folder: Path
 
 
-def _setup(config_path, overrides, space_path, study_dir) -> _Setup:
+def _setup(
+    config_path: str | Path,
+    overrides: list[str] | None,
+    space_path: str | Path | None,
+    study_dir: str | Path | None,
+) -> _Setup:
     """Read and check the config and the search space before any study is opened."""
     source = str(config_path) + (" (with --set overrides)" if overrides else "")
     raw = apply_overrides(read_yaml(config_path), overrides or [])
@@ -284,7 +298,10 @@ def tune(
     return TuneResult(folder, best.number, float(best.value), values, text, result)  # type: ignore[arg-type]
 
 
-def _refit(raw, space: SearchSpace, values, run_dir: Path, source: str, verbose: int) -> RunResult:
+def _refit(
+    raw: dict[str, Any], space: SearchSpace, values: dict[str, Any], run_dir: Path, source: str,
+    verbose: int,
+) -> RunResult:  # fmt: skip
     """The chosen setting, selected on validation again and refit on train + validation."""
     if (run_dir / "metrics.json").is_file():
         return RunResult(run_dir, read_json(run_dir / "metrics.json"))
