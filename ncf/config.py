@@ -173,12 +173,39 @@ class PretrainedConfig(_Section):
     )
 
 
+class EaseConfig(_Section):
+    """EASE (Steck 2019): the closed-form item-item model (``model.type: ease``)."""
+
+    l2: float = Field(500.0, gt=0, description="lambda, the L2 penalty on the item-item weights")
+    form: Literal["auto", "primal", "dual"] = Field(
+        "auto",
+        description="invert the [items, items] Gram matrix (primal) or a [users, users] one "
+        "(dual, Woodbury); auto: dual when there are fewer users than items",
+    )
+
+
+class IalsConfig(_Section):
+    """iALS (Hu et al. 2008) by conjugate gradient (``model.type: ials``)."""
+
+    factors: int = Field(64, gt=0, description="dimension of the user and item factors")
+    l2: float = Field(1.0, gt=0, description="lambda, the L2 penalty on all factors")
+    alpha: float = Field(
+        10.0, ge=0, description="confidence of an observed pair: weight 1 + alpha (unobserved: 1)"
+    )
+    iterations: int = Field(15, gt=0, description="alternating sweeps (users, then items)")
+    cg_steps: int = Field(
+        3, gt=0, description="conjugate-gradient steps per sweep, warm-started (>= factors: exact)"
+    )
+
+
 class ModelConfig(_Section):
     """The model: a user tower, an item tower and an interaction head, or a classical baseline."""
 
-    type: Literal["mf", "gmf", "mlp", "neumf", "itemknn", "userknn", "popularity"] = Field(
+    type: Literal[
+        "mf", "gmf", "mlp", "neumf", "itemknn", "userknn", "popularity", "ease", "ials"
+    ] = Field(
         "neumf",
-        description="interaction head (mf, gmf, mlp, neumf) or baseline (itemknn, userknn, popularity)",
+        description="interaction head (mf, gmf, mlp, neumf) or baseline (itemknn, userknn, popularity, ease, ials)",
     )
     embedding_dim: int = Field(
         8,
@@ -212,6 +239,8 @@ class ModelConfig(_Section):
     weighting: Literal["binary", "rating"] = Field(
         "binary", description="itemknn/userknn: matrix entries are 1 or the rating"
     )
+    ease: EaseConfig = Field(default_factory=EaseConfig, description="ease only")
+    ials: IalsConfig = Field(default_factory=IalsConfig, description="ials only")
 
     @model_validator(mode="after")
     def _check(self) -> ModelConfig:

@@ -61,11 +61,14 @@ def train(
     resume: bool = True,
     verbose: int = 1,
     extra_callbacks: list[Any] | None = None,
+    evaluate_test: bool = True,
 ) -> RunResult:
     """Train (or resume) the run ``config`` describes; returns its folder and metrics.
 
     ``extra_callbacks`` (Keras callbacks, neural models only) observe both phases after the
-    built-in ones; scripts use them for diagnostics, never to select anything.
+    built-in ones; scripts use them for diagnostics, never to select anything (``ncf tune``
+    prunes trials with one, from validation). ``evaluate_test=False`` leaves the test split
+    unranked (``"test": {}``): a tuning trial must not even see it.
     """
     monitor = monitor_key(config)
     path = Path(run_dir) if run_dir else (find_resumable(config) if resume else None)
@@ -114,7 +117,7 @@ def _run(
         "fingerprint": dataset.split.fingerprint(),
         "fit_on": "train+val" if config.train.refit else "train",
         "val": fitted.val or _evaluate(fitted.selected, dataset.split, "val", config),
-        "test": _evaluate(fitted.final, dataset.split, "test", config),
+        "test": _evaluate(fitted.final, dataset.split, "test", config) if evaluate_test else {},
         "history": fitted.history,
         "train_seconds": train_seconds,
         **fitted.extra,
@@ -168,11 +171,12 @@ def _fit_baseline(config: Config, dataset: Dataset, path: Path) -> Fitted:
     """Fit on train; with ``train.refit``, fit again on train + validation for test and export."""
     fit = family(config.model.type).fit
     assert fit is not None, f"{config.model.type} is a baseline family without fit"
-    selected = fit(config.model, dataset.split, _train_ratings(dataset, dataset.split))
+    seed = config.run.seed
+    selected = fit(config.model, dataset.split, _train_ratings(dataset, dataset.split), seed=seed)
     final = selected
     if config.train.refit:
         merged = dataset.split.with_validation_in_train()
-        final = fit(config.model, merged, _train_ratings(dataset, merged))
+        final = fit(config.model, merged, _train_ratings(dataset, merged), seed=seed)
     final.save(path / "baseline")
     return Fitted(selected, final, [], {})
 
