@@ -63,6 +63,8 @@ class Family:
         fit: baselines only: ``(model config, split, ratings aligned with split.train or
             None, seed=run.seed) -> Scorer``; the Scorer has ``save(directory)``. Families
             with random starts (iALS) draw them from ``seed``; the others ignore it.
+        score_meaning: what the model's scores are, in words, for ``ncf recommend`` and the
+            export's ``model.json`` ("" lets the export describe its serving form).
     """
 
     name: str
@@ -70,6 +72,7 @@ class Family:
     hyperparameters: tuple[str, ...]
     load: Callable[[Path], Scorer]
     fit: BaselineFit | None = None
+    score_meaning: str = ""
 
 
 def family(model_type: str) -> Family:

@@ -32,7 +32,7 @@ SMALLER = [  # exports of four model types: the tiny data, smaller again
 ]
 
 
-KINDS = ("mf", "gmf", "mlp", "neumf", "itemknn", "userknn", "popularity")
+KINDS = ("mf", "gmf", "mlp", "neumf", "itemknn", "userknn", "popularity", "ease", "ials")
 
 
 def tiny_run(tmp: Path, kind: str, *extra: str) -> RunDir:

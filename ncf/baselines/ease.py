@@ -149,6 +149,8 @@ FAMILIES = {
         name=KIND,
         neural=False,
         hyperparameters=("ease.l2",),
+        score_meaning="EASE score: the sum, over the user's items, of their learned weights "
+        "for this item (unbounded; only the order matters)",
         load=lambda run: EASE.load(Path(run) / "baseline"),
         fit=lambda config, split, ratings, seed=0: EASE.fit(
             split.num_users,

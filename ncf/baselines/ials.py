@@ -219,6 +219,8 @@ FAMILIES = {
         name=KIND,
         neural=False,
         hyperparameters=("ials.factors", "ials.l2", "ials.alpha", "ials.iterations"),
+        score_meaning="predicted preference: dot product of the user and item factors "
+        "(about 1 for items like the user's, 0 for others)",
         load=lambda run: IALS.load(Path(run) / "baseline"),
         fit=_fit,
     )

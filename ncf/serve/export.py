@@ -189,8 +189,13 @@ def _write_saved_model(run: RunDir, config: Config, metrics: dict, out: Path) ->
 
 
 def score_meaning(form: Any, config: Config) -> str:
-    """What ``recommend``'s scores are, in words (``ncf recommend`` prints it)."""
+    """What ``recommend``'s scores are, in words (``ncf recommend`` prints it): the family's
+    own words where it has them, else what its serving form computes."""
+    from ncf.registry import family
     from ncf.scorer import Factors, ItemPrior, ItemToItem, KerasModel, UserToUser
+
+    if family(config.model.type).score_meaning:
+        return family(config.model.type).score_meaning
 
     if isinstance(form, KerasModel):
         if config.train.loss == "bpr":

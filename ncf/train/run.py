@@ -80,7 +80,7 @@ def train(
     path = path or claim_run_dir(config)
     with guarded_run(path, created):
         _refuse_finished(path)  # again, now that no other process can finish it
-        return _run(config, dataset, path, monitor, verbose, extra_callbacks)
+        return _run(config, dataset, path, monitor, verbose, extra_callbacks, evaluate_test)
 
 
 def _refuse_finished(path: Path | None) -> None:
@@ -95,6 +95,7 @@ def _run(
     monitor: str,
     verbose: int,
     extra_callbacks: list[Any] | None,
+    evaluate_test: bool,
 ) -> RunResult:
     """Steps 1 (the run directory's inputs) to 3 of the module docstring, in ``path``."""
     kind = family(config.model.type)
