@@ -1,8 +1,9 @@
 """The ``ncf`` command: parses arguments and delegates. No logic lives here.
 
 User mistakes (:class:`ncf.errors.NcfError`) print one line, ``ncf: error: ...``, and exit
-with status 2; anything else is a bug and keeps its traceback. The library reports progress
-through the ``ncf`` logger; this module sends it to standard output.
+with status 2, and so does an operating-system error with an errno (disk full, permission
+denied: the path and the errno); anything else is a bug and keeps its traceback. The library
+reports progress through the ``ncf`` logger; this module sends it to standard output.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NoReturn
 
 from ncf.errors import NcfError
@@ -112,6 +114,74 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    from ncf.report.text import format_run_result
+    from ncf.tune import tune
+
+    if args.trials is not None and args.trials <= 0:
+        raise NcfError(f"--trials {args.trials}: expected a positive number of trials")
+    if args.timeout is not None and args.timeout <= 0:
+        raise NcfError(f"--timeout {args.timeout}: expected a positive number of minutes")
+    result = tune(
+        args.config,
+        args.overrides,
+        trials=args.trials,
+        timeout_minutes=args.timeout,
+        space_path=args.space,
+        study_dir=args.study_dir,
+        refit=not args.no_refit,
+        heartbeat=args.heartbeat,
+        verbose=1 if sys.stdout.isatty() else 0,
+    )
+    print(f"leaderboard ({result.study_dir / 'leaderboard.md'}):")
+    print(result.leaderboard, end="")
+    print(f"chosen on validation: trial {result.best_trial} {result.best_values}")
+    if result.refit is not None:
+        print(format_run_result(result.refit.metrics, result.refit.run_dir))
+    return 0
+
+
+def _add_tune_command(sub: argparse._SubParsersAction) -> None:
+    tune = sub.add_parser(
+        "tune",
+        help="search config keys on the validation split (Optuna), refit the best, test it once",
+    )
+    _config_args(tune)
+    tune.add_argument(
+        "--trials",
+        type=int,
+        help="finished trials the study aims at, counting earlier runs of it "
+        "(default: the search space's trials)",
+    )
+    tune.add_argument(
+        "--timeout",
+        type=float,
+        metavar="MIN",
+        help="stop searching after MIN minutes (a running trial stops at its next epoch end); "
+        "the refit follows (default: the search space's timeout_minutes)",
+    )
+    tune.add_argument(
+        "--space", help="search-space YAML (default: configs/search/<model.type>.yaml)"
+    )
+    tune.add_argument(
+        "--study-dir",
+        help="folder of the study (default: <run.dir>/<run.name>-tune); rerun to resume",
+    )
+    tune.add_argument(
+        "--no-refit",
+        action="store_true",
+        help="search only (extra worker processes sharing a study); no refit, no test",
+    )
+    tune.add_argument(
+        "--heartbeat",
+        type=int,
+        default=30,
+        metavar="SECONDS",
+        help="a trial whose process is silent for twice this long is failed and retried (default 30)",
+    )
+    tune.set_defaults(func=cmd_tune)
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from ncf.serve.export import export_run
 
@@ -124,11 +194,35 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_recommend(args: argparse.Namespace) -> int:
     from ncf.serve.client import Export, format_ranked, ranked_json
 
-    ranked = Export(args.export_dir).recommend([args.user], args.k)[0]
+    if args.user is None:
+        return _recommend_many(args)
+    if args.out:
+        raise NcfError("--out goes with --all or --users FILE; --user prints one list")
+    export = Export(args.export_dir)
+    ranked = export.recommend([args.user], args.k)[0]
+    meaning = export.score_meaning if ranked.known else export.fallback_meaning
     if args.json:
-        _print_json(ranked_json(ranked, "user"))
+        _print_json(ranked_json(ranked, "user", meaning))
     else:
-        print(format_ranked(ranked, "user"))
+        print(format_ranked(ranked, "user", meaning))
+    return 0
+
+
+def _recommend_many(args: argparse.Namespace) -> int:
+    from ncf.serve.batch import read_users, recommend_batch
+    from ncf.serve.client import Export
+
+    if not args.out:
+        raise NcfError("--all and --users need --out FILE (.parquet or .csv)")
+    export = Export(args.export_dir)
+    users = export.user_ids() if args.all else read_users(args.users)
+    result = recommend_batch(export, users, args.k, args.out, args.batch_size)
+    print(
+        f"wrote {result.rows} recommendations for {result.users} users "
+        f"({result.unknown_users} unknown: most popular items) to {result.path} "
+        f"in {result.seconds:.1f}s"
+    )
+    print(f"score: {export.score_meaning}")
     return 0
 
 
@@ -136,27 +230,65 @@ def cmd_similar(args: argparse.Namespace) -> int:
     from ncf.serve.client import Export, format_ranked, ranked_json
 
     ranked = Export(args.export_dir).similar([args.item], args.k)[0]
+    meaning = "similarity (cosine)"
     if args.json:
-        _print_json(ranked_json(ranked, "item"))
+        _print_json(ranked_json(ranked, "item", meaning))
     else:
-        print(format_ranked(ranked, "item"))
+        print(format_ranked(ranked, "item", meaning))
     return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from ncf.serve.client import Export
-    from ncf.serve.http import make_server
+    from ncf.serve.client import resolve_export
+    from ncf.serve.http import Limits, ServingApp, listen, run_server
+    from ncf.serve.session import SessionModel
 
-    server = make_server(Export(args.export_dir), args.host, args.port, args.model_name)
-    url = f"http://{args.host}:{server.server_port}/v1/models/{server.model_name}"
-    print(f"serving version {server.export.version} at {url}", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    path = resolve_export(args.export_dir)
+    if not (path / "assets" / "model.json").is_file():
+        raise NcfError(
+            f"{path}: no assets/model.json; this SavedModel was not written by ncf export"
+        )
+    flags = ("workers", "max_queue", "max_rows", "max_k", "max_results", "max_body_bytes")
+    for flag in (*flags, "backlog"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise NcfError(f"--{flag.replace('_', '-')} {value}: must be at least 1")
+    if args.request_timeout <= 0:
+        raise NcfError(f"--request-timeout {args.request_timeout}: must be positive")
+    limits = Limits(
+        max_body_bytes=args.max_body_bytes,
+        max_rows=args.max_rows,
+        max_k=args.max_k,
+        max_results=args.max_results,
+        request_timeout_s=args.request_timeout,
+        workers=args.workers or Limits().workers,
+        max_queue=args.max_queue,
+        backlog=args.backlog,
+    )
+    info = json.loads((path / "assets" / "model.json").read_text(encoding="utf-8"))
+    if int(info.get("format", 1)) < 2:
+        raise NcfError(f"{path}: written by an older ncf (scalar k); export the run again")
+    sock = listen(args.host, args.port, limits.backlog)
+    version = int(path.name) if path.name.isdigit() else 0
+    name = args.model_name or default_model_name(path)
+    model = SessionModel(path)
+    model.warm_up()
+    app = ServingApp(model, version, name, int(info["num_items"]), limits)
+    if args.quiet:
+        logging.getLogger("ncf.serve.http").setLevel(logging.WARNING)
+    host, port = sock.getsockname()[:2]
+    print(f"serving version {version} at http://{host}:{port}/v1/models/{name}", flush=True)
+    run_server(app, sock)
+    print("stopped: every request in flight was answered", flush=True)
     return 0
+
+
+def default_model_name(path: Path) -> str:
+    """The export base folder's name (``exports/ml100k/3`` -> ``ml100k``), as in TF Serving setups."""
+    import re
+
+    parent = path.parent.name if path.name.isdigit() else path.name
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", parent) or "model"
 
 
 def _add_serving_commands(sub: argparse._SubParsersAction) -> None:
@@ -187,15 +319,24 @@ def _add_serving_commands(sub: argparse._SubParsersAction) -> None:
         help="override an export.* key, e.g. --set export.default_k=20",
     )
     export.set_defaults(func=cmd_export)
-    for name, what, flag, func in (
-        ("recommend", "top-k items for a user", "--user", cmd_recommend),
-        ("similar", "the items nearest to an item", "--item", cmd_similar),
-    ):
-        cmd = sub.add_parser(name, help=f"{what}, from an export")
-        cmd.add_argument(
-            "export_dir", help="an export base folder (newest version) or a version folder"
-        )
-        cmd.add_argument(flag, required=True, metavar="ID", help="raw id, as in the data")
+    recommend = sub.add_parser("recommend", help="top-k items for a user, or for many users")
+    recommend.add_argument(
+        "export_dir", help="an export base folder (newest version) or a version folder"
+    )
+    who = recommend.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", metavar="ID", help="raw id, as in the data: print one list")
+    who.add_argument("--all", action="store_true", help="every user in the export (needs --out)")
+    who.add_argument("--users", metavar="FILE", help="a file of user ids, one per line (--out)")
+    recommend.add_argument("--out", metavar="FILE", help="with --all/--users: .parquet or .csv")
+    recommend.add_argument(
+        "--batch-size", type=int, default=1024, help="users per call with --all/--users"
+    )
+    similar = sub.add_parser("similar", help="the items nearest to an item, from an export")
+    similar.add_argument(
+        "export_dir", help="an export base folder (newest version) or a version folder"
+    )
+    similar.add_argument("--item", required=True, metavar="ID", help="raw id, as in the data")
+    for cmd, func in ((recommend, cmd_recommend), (similar, cmd_similar)):
         cmd.add_argument(
             "--k", type=int, help="list length (default: the export's export.default_k)"
         )
@@ -214,6 +355,30 @@ def _add_serving_commands(sub: argparse._SubParsersAction) -> None:
     serve.add_argument(
         "--model-name", help="NAME in /v1/models/NAME (default: the export base folder's name)"
     )
+    limits = serve.add_argument_group("limits")
+    limits.add_argument("--workers", type=int, help="model calls at once (default: cores, >= 2)")
+    limits.add_argument(
+        "--max-queue", type=int, default=1024, help="requests waiting for a worker before 503"
+    )
+    limits.add_argument("--max-rows", type=int, default=1024, help="rows (users) per request")
+    limits.add_argument("--max-k", type=int, default=1000, help="largest k a request may ask")
+    limits.add_argument(
+        "--max-results",
+        type=int,
+        default=1 << 18,
+        help="largest rows x k of one request (bounds an answer's size)",
+    )
+    limits.add_argument(
+        "--max-body-bytes", type=int, default=1 << 20, help="largest request body (413 above)"
+    )
+    limits.add_argument(
+        "--request-timeout",
+        type=float,
+        default=10.0,
+        help="seconds a client has to send a whole request (408 after)",
+    )
+    limits.add_argument("--backlog", type=int, default=2048, help="listen backlog")
+    serve.add_argument("--quiet", action="store_true", help="no request log lines")
     serve.set_defaults(func=cmd_serve)
 
 
@@ -280,6 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--k", default="10", help="cut-offs shown (default 10; the chart uses the first)"
     )
     compare.set_defaults(func=cmd_compare)
+    _add_tune_command(sub)
     _add_serving_commands(sub)
     return parser
 
@@ -311,6 +477,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except NcfError as exc:
         print(f"ncf: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the file system refused (a write ncf does not wrap itself)
+        if exc.errno is None:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"ncf: error: {where}{os.strerror(exc.errno)} (errno {exc.errno})", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("ncf: interrupted", file=sys.stderr)

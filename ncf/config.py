@@ -6,6 +6,12 @@ Every model is frozen and forbids unknown keys, so a typo is an error that names
 path and the file. Override values are parsed with ``yaml.safe_load`` (a scalar or a flow
 list such as ``[64,32]``), never ``eval``.
 
+What is refused, with one line naming the file, line or key: a key given twice in one
+mapping (YAML would silently keep the last), nesting deeper than :data:`MAX_DEPTH` levels or
+more than :data:`MAX_NODES` values (aliases counted as expanded), ``true``/``false`` for a
+number (YAML booleans are not 1 and 0 here) or a number for a boolean, and an infinite or
+NaN number (``.inf``, ``.nan``).
+
 The resolved config is what a run saves (``config.yaml`` in the run directory); loading
 that file gives back an equal object.
 """
@@ -14,17 +20,56 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from ncf.errors import ConfigError
 from ncf.io import atomic_write_text
 
+MAX_DEPTH = 16  # a config nests three levels; anything deeper is a mistake or an attack
+MAX_NODES = 100_000
+
 
 class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _booleans_are_not_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        """Pydantic reads ``true`` as 1 and 1 as ``true``; a config means neither."""
+        field = cls.model_fields[info.field_name or ""]
+        takes_bool = _mentions(field.annotation, bool)
+        values = value if isinstance(value, list) else [value]
+        if not takes_bool and any(isinstance(v, bool) for v in values):
+            raise ValueError(f"expected {_kind(field.annotation)}, got {str(value).lower()}")
+        if field.annotation is bool and not isinstance(value, bool):
+            raise ValueError(f"expected true or false, got {value!r}")
+        return value
+
+
+def _mentions(annotation: Any, kind: type) -> bool:
+    """Whether ``kind`` appears in the type ``annotation`` (unions, lists, literals)."""
+    if annotation is kind:
+        return True
+    return any(_mentions(arg, kind) for arg in get_args(annotation) if not isinstance(arg, str))
+
+
+def _kind(annotation: Any) -> str:
+    number = _mentions(annotation, int) or _mentions(annotation, float)
+    text = _mentions(annotation, str)
+    return {(True, True): "text or a number", (True, False): "a number"}.get(
+        (number, text), "text" if text else "a value of the documented type"
+    )
 
 
 class ColumnsConfig(_Section):
@@ -128,12 +173,39 @@ class PretrainedConfig(_Section):
     )
 
 
+class EaseConfig(_Section):
+    """EASE (Steck 2019): the closed-form item-item model (``model.type: ease``)."""
+
+    l2: float = Field(500.0, gt=0, description="lambda, the L2 penalty on the item-item weights")
+    form: Literal["auto", "primal", "dual"] = Field(
+        "auto",
+        description="invert the [items, items] Gram matrix (primal) or a [users, users] one "
+        "(dual, Woodbury); auto: dual when there are fewer users than items",
+    )
+
+
+class IalsConfig(_Section):
+    """iALS (Hu et al. 2008) by conjugate gradient (``model.type: ials``)."""
+
+    factors: int = Field(64, gt=0, description="dimension of the user and item factors")
+    l2: float = Field(1.0, gt=0, description="lambda, the L2 penalty on all factors")
+    alpha: float = Field(
+        10.0, ge=0, description="confidence of an observed pair: weight 1 + alpha (unobserved: 1)"
+    )
+    iterations: int = Field(15, gt=0, description="alternating sweeps (users, then items)")
+    cg_steps: int = Field(
+        3, gt=0, description="conjugate-gradient steps per sweep, warm-started (>= factors: exact)"
+    )
+
+
 class ModelConfig(_Section):
     """The model: a user tower, an item tower and an interaction head, or a classical baseline."""
 
-    type: Literal["mf", "gmf", "mlp", "neumf", "itemknn", "userknn", "popularity"] = Field(
+    type: Literal[
+        "mf", "gmf", "mlp", "neumf", "itemknn", "userknn", "popularity", "ease", "ials"
+    ] = Field(
         "neumf",
-        description="interaction head (mf, gmf, mlp, neumf) or baseline (itemknn, userknn, popularity)",
+        description="interaction head (mf, gmf, mlp, neumf) or baseline (itemknn, userknn, popularity, ease, ials)",
     )
     embedding_dim: int = Field(
         8,
@@ -173,6 +245,8 @@ class ModelConfig(_Section):
     weighting: Literal["binary", "rating"] = Field(
         "binary", description="itemknn/userknn: matrix entries are 1 or the rating"
     )
+    ease: EaseConfig = Field(default_factory=EaseConfig, description="ease only")
+    ials: IalsConfig = Field(default_factory=IalsConfig, description="ials only")
 
     @model_validator(mode="after")
     def _check(self) -> ModelConfig:
@@ -289,13 +363,27 @@ class ExportConfig(_Section):
     exclude_seen: bool = Field(
         True, description="recommend excludes the items each user interacted with in training"
     )
-    default_k: int = Field(10, gt=0, description="k used when a request does not give one")
+    default_k: int = Field(
+        10,
+        gt=0,
+        description="k used when a request does not give one (at most the number of items)",
+    )
+    include_seen: bool = Field(
+        True,
+        description="the export holds each user's train and validation items (to exclude them "
+        "from recommend); false leaves them out, and recommend then cannot exclude them",
+    )
 
 
 class RunConfig(_Section):
     seed: int = Field(42, ge=0, description="the one seed: split, negatives, candidates, weights")
     dir: str = Field("runs", description="parent folder of run directories")
     name: str | None = Field(None, description="run name (default: the config file's stem)")
+    check_memory: bool = Field(
+        True,
+        description="refuse to start when the estimated memory (model, optimizer state and "
+        "data; docs/notes-issue-13.md) exceeds the memory available",
+    )
 
 
 class Config(_Section):
@@ -319,6 +407,19 @@ class Config(_Section):
             )
         return self
 
+    def check_export(self, num_items: int) -> None:
+        """Raise ``ValueError`` where an export setting cannot fit a catalogue of ``num_items``.
+
+        Called where an export is built (``export.*`` can change at export time), so that
+        ``export.default_k`` never exceeds the catalogue: a request without ``k`` would fail.
+        """
+        if self.export.default_k > num_items:
+            raise ValueError(
+                f"export.default_k={self.export.default_k} is larger than the catalogue "
+                f"({num_items} items): every request without k would fail; set "
+                f"--set export.default_k={num_items} or less"
+            )
+
     def check_catalogue(self, num_items: int) -> None:
         """Raise ``ValueError`` where an eval setting cannot fit a catalogue of ``num_items``."""
         if max(self.eval.k) > num_items:
@@ -333,14 +434,64 @@ class Config(_Section):
 
 
 def _format_errors(err: ValidationError, source: str) -> str:
-    lines = []
+    """One line: ``SOURCE: key.path: problem; other.key: problem``."""
+    problems = []
     for e in err.errors():
         path = ".".join(str(p) for p in e["loc"]) or "(top level)"
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling; configs/README.md lists every key)"
-        lines.append(f"{source}: {path}: {msg}")
-    return "\n".join(lines)
+        problems.append(f"{path}: {msg}")
+    return f"{source}: " + "; ".join(problems)
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # "<<: *base" entries may be overridden: that is what merging means
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            try:
+                first = seen.get(key)
+            except TypeError:
+                continue  # an unhashable key: the base class reports it
+            if first is not None:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"key {key!r} is given twice (first on line {first + 1}); keep one",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _safe_load(text: str) -> Any:
+    """YAML to Python with :class:`_StrictLoader`; too deep or too large raises ``ValueError``."""
+    try:
+        value = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader)
+    except RecursionError:
+        raise ValueError(f"nested too deeply (a config has at most {MAX_DEPTH} levels)") from None
+    _check_size(value)
+    return value
+
+
+def _check_size(value: Any) -> None:
+    """Raise ``ValueError`` past :data:`MAX_DEPTH` levels or :data:`MAX_NODES` values."""
+    stack, nodes = [(value, 1)], 0
+    while stack:
+        node, depth = stack.pop()
+        nodes += 1
+        if depth > MAX_DEPTH:
+            raise ValueError(f"nested too deeply (a config has at most {MAX_DEPTH} levels)")
+        if nodes > MAX_NODES:
+            raise ValueError(f"too large (more than {MAX_NODES} values, aliases expanded)")
+        children = node.values() if isinstance(node, dict) else node
+        if isinstance(node, dict | list):
+            stack.extend((child, depth + 1) for child in children)
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -349,11 +500,13 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not sep or not key.strip():
         raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. --set train.epochs=5")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = _safe_load(raw) if raw.strip() else None
     except yaml.YAMLError as exc:
         raise ConfigError(
             f"--set {text!r}: value is not valid YAML ({exc.__class__.__name__})"
         ) from None
+    except ValueError as exc:
+        raise ConfigError(f"--set {text[:60]!r}: the value is {exc}") from None
     return key.strip().split("."), value
 
 
@@ -392,7 +545,9 @@ def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
             f"{path}: cannot read the config file ({exc.__class__.__name__})"
         ) from None
     try:
-        raw = yaml.safe_load(text)
+        raw = _safe_load(text)
+    except ValueError as exc:
+        raise ConfigError(f"{path}: the YAML is {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

@@ -18,7 +18,7 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ncf.errors import ConfigError
 
@@ -37,7 +37,17 @@ MODULES = {
     "itemknn": "ncf.baselines.knn",
     "userknn": "ncf.baselines.knn",
     "popularity": "ncf.baselines.popularity",
+    "ease": "ncf.baselines.ease",
+    "ials": "ncf.baselines.ials",
 }
+
+
+class BaselineFit(Protocol):
+    """``fit(model config, split, ratings or None, seed=run.seed) -> Scorer`` of a baseline."""
+
+    def __call__(
+        self, config: ModelConfig, split: Split, ratings: np.ndarray | None, seed: int = 0
+    ) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -51,14 +61,18 @@ class Family:
         hyperparameters: ``ModelConfig`` keys that ``ncf compare`` shows for this type.
         load: a finished run directory -> its model, as a Scorer.
         fit: baselines only: ``(model config, split, ratings aligned with split.train or
-            None) -> Scorer``; the Scorer has ``save(directory)``.
+            None, seed=run.seed) -> Scorer``; the Scorer has ``save(directory)``. Families
+            with random starts (iALS) draw them from ``seed``; the others ignore it.
+        score_meaning: what the model's scores are, in words, for ``ncf recommend`` and the
+            export's ``model.json`` ("" lets the export describe its serving form).
     """
 
     name: str
     neural: bool
     hyperparameters: tuple[str, ...]
     load: Callable[[Path], Scorer]
-    fit: Callable[[ModelConfig, Split, np.ndarray | None], Any] | None = None
+    fit: BaselineFit | None = None
+    score_meaning: str = ""
 
 
 def family(model_type: str) -> Family:

@@ -25,6 +25,8 @@ import numpy as np
 import pytest
 
 from ncf.baselines import ItemKNN, Popularity, UserKNN
+from ncf.baselines.ease import EASE
+from ncf.baselines.ials import IALS
 from ncf.evaluation import evaluate_full
 from ncf.scorer import Scorer
 
@@ -98,6 +100,9 @@ RECOMMENDERS = [
     pytest.param((_fit(ItemKNN, neighbours=50, shrinkage=5.0), 1), id="itemknn-shrunk"),
     pytest.param((_fit(UserKNN, neighbours=5), 1), id="userknn"),
     pytest.param((_fit(Popularity), BLOCK + 1), id="popularity"),
+    pytest.param((_fit(EASE, l2=1.0), 1), id="ease"),
+    pytest.param((_fit(EASE, l2=1.0, form="dual"), 1), id="ease-dual"),
+    pytest.param((_fit(IALS, factors=4, l2=0.1, alpha=5.0), 1), id="ials"),
     pytest.param((_neural("mf", embedding_dim=4), 2), id="mf"),
     pytest.param((_neural("gmf", embedding_dim=4), 2), id="gmf"),
     pytest.param((_neural("mlp", mlp_layers=[8, 8]), 2), id="mlp"),

@@ -32,6 +32,9 @@ SMALLER = [  # exports of four model types: the tiny data, smaller again
 ]
 
 
+KINDS = ("mf", "gmf", "mlp", "neumf", "itemknn", "userknn", "popularity", "ease", "ials")
+
+
 def tiny_run(tmp: Path, kind: str, *extra: str) -> RunDir:
     config = tiny_config(tmp, f"model.type={kind}", *SMALLER, *extra)
     return RunDir(train(config, verbose=0).run_dir)
@@ -56,7 +59,10 @@ class Exported:
 
     def call(self, name: str, **inputs):
         tensors = {
-            k: tf.constant(v, tf.int32 if k == "k" else tf.string) for k, v in inputs.items()
+            k: tf.constant(
+                np.reshape(v, [-1]) if k == "k" else v, tf.int32 if k == "k" else tf.string
+            )
+            for k, v in inputs.items()
         }
         return {k: v.numpy() for k, v in self.module.signatures[name](**tensors).items()}
 
@@ -68,7 +74,7 @@ class Exported:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict[str, RunDir]:
     tmp = tmp_path_factory.mktemp("export-runs")
-    return {kind: tiny_run(tmp, kind) for kind in ("neumf", "itemknn", "userknn", "popularity")}
+    return {kind: tiny_run(tmp, kind) for kind in KINDS}
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +84,9 @@ def exports(runs, tmp_path_factory) -> dict[str, Exported]:
     found["popularity-seen"] = Exported(
         runs["popularity"], base / "popularity-seen", ["export.exclude_seen=false"]
     )
+    found["neumf-private"] = Exported(
+        runs["neumf"], base / "neumf-private", ["export.include_seen=false"]
+    )
     return found
 
 
@@ -86,11 +95,11 @@ import json, sys
 import tensorflow as tf
 m = tf.saved_model.load(sys.argv[1])
 out = {"signatures": sorted(m.signatures)}
-rec = m.signatures["recommend"](user_id=tf.constant([sys.argv[2], "no-such-user"]), k=tf.constant(3))
+rec = m.signatures["recommend"](user_id=tf.constant([sys.argv[2], "no-such-user"]), k=tf.constant([3]))
 out["recommend"] = {k: v.shape.as_list() for k, v in rec.items()}
 s = m.signatures["serving_default"](user_id=tf.constant([sys.argv[2]]), item_id=tf.constant([sys.argv[3]]))
 out["score"] = s["score"].shape.as_list()
-sim = m.signatures["similar_items"](item_id=tf.constant([sys.argv[3]]), k=tf.constant(2))
+sim = m.signatures["similar_items"](item_id=tf.constant([sys.argv[3]]), k=tf.constant([2]))
 out["similar"] = sim["item_ids"].shape.as_list()
 out["ncf_imported"] = any(name == "ncf" or name.startswith("ncf.") for name in sys.modules)
 print(json.dumps(out))
@@ -128,7 +137,7 @@ def test_loads_with_tensorflow_alone_and_saved_model_cli_lists_signatures(export
     assert "inputs['user_id']" in shown and "DT_STRING" in shown and "outputs['scores']" in shown
 
 
-@pytest.mark.parametrize("kind", ["neumf", "itemknn", "userknn", "popularity"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_scores_equal_the_trained_model(kind, exports, runs):
     ex, scorer = exports[kind], runs[kind].load_scorer()
     rng = np.random.default_rng(0)
@@ -242,8 +251,12 @@ def test_assets_describe_the_export(exports, runs):
     info = json.loads((assets / "model.json").read_text())
     assert info["model_type"] == "neumf" and info["version"] == 1
     assert info["fingerprint"] == runs["neumf"].data_info()["fingerprint"]
-    assert info["run_dir"] == str(runs["neumf"].path.resolve())
-    assert load_config(assets / "config.yaml") == runs["neumf"].config
+    run = runs["neumf"].path
+    assert info["run_name"] == f"{run.parent.name}/{run.name}"
+    saved = load_config(assets / "config.yaml")
+    assert saved.run.dir == "runs" and info["paths_cut"] == ["run.dir"]  # was absolute
+    assert saved.model_copy(update={"run": runs["neumf"].config.run}) == runs["neumf"].config
+    assert info["score"].startswith("logit") and info["about_users"]["seen_items"] is True
     assert json.loads((assets / "metrics.json").read_text()) == runs["neumf"].metrics()
     titles = (assets / "item_titles.txt").read_text().splitlines()
     assert len(titles) == len(exports["neumf"].items)
@@ -267,8 +280,8 @@ def test_a_crash_mid_export_leaves_no_partial_version(runs, tmp_path, monkeypatc
     before = sorted(p.name for p in first.rglob("*"))
     real_save = tf.saved_model.save
 
-    def crash(module, path, signatures=None):
-        real_save(module, path, signatures=signatures)  # half-way: files on disk, then a crash
+    def crash(module, path, **kwargs):
+        real_save(module, path, **kwargs)  # half-way: files on disk, then a crash
         raise RuntimeError("simulated crash")
 
     monkeypatch.setattr(tf.saved_model, "save", crash)
@@ -294,3 +307,205 @@ def test_export_cli_flags(runs, tmp_path, capsys):
     assert info["exclude_seen"] is False and info["default_k"] == 3
     assert main(["export", run, "--out", str(base), "--set", "train.epochs=3"]) == 2
     assert "only export.* keys" in capsys.readouterr().err
+    too_big = ["--set", "export.default_k=100000"]
+    assert main(["export", run, "--out", str(tmp_path / "other"), *too_big]) == 2
+    assert "export.default_k=100000 is larger than the catalogue" in capsys.readouterr().err
+    assert not list((tmp_path / "other").glob("*"))  # nothing half-written
+
+
+# -- TensorFlow Serving's loader (the TF1 session loader) ------------------------------------
+
+TF1_LOADER = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+out = {}
+for path, users, items in json.loads(sys.argv[1]):
+    graph = tf.Graph()
+    with tf.compat.v1.Session(graph=graph) as sess:
+        meta = tf.compat.v1.saved_model.loader.load(sess, ["serve"], path)
+        def run(name, **feeds):
+            sig = meta.signature_def[name]
+            keys = sorted(sig.outputs)
+            values = sess.run([sig.outputs[k].name for k in keys],
+                              {sig.inputs[k].name: v for k, v in feeds.items()})
+            return dict(zip(keys, values))
+        score = run("serving_default", user_id=np.array(users, object), item_id=np.array(items, object))
+        rec = run("recommend", user_id=np.array(users[:5], object), k=np.array([4], np.int32))
+        found = {"score": score["score"].tolist(), "recommend": [[i.decode() for i in row] for row in rec["item_ids"]],
+                 "recommend_scores": rec["scores"].tolist(), "signatures": sorted(meta.signature_def)}
+        if "similar_items" in meta.signature_def:
+            sim = run("similar_items", item_id=np.array(items[:3], object), k=np.array([2, 3, 1], np.int32))
+            found["similar"] = [[i.decode() for i in row] for row in sim["item_ids"]]
+        out[path] = found
+print(json.dumps(out))
+"""
+
+
+def test_every_model_type_runs_in_the_tf1_session_loader(exports, runs, tmp_path):
+    """The loader TF Serving uses: every signature of every model type, scores as trained."""
+    rng = np.random.default_rng(1)
+    jobs, expected = [], {}
+    for kind in KINDS:
+        ex, scorer = exports[kind], runs[kind].load_scorer()
+        users = rng.integers(0, len(ex.users), 24)
+        items = rng.integers(0, len(ex.items), 24)
+        jobs.append([str(ex.path), ex.users[users].tolist(), ex.items[items].tolist()])
+        pairs = scorer.score_items(users.astype(np.int32), items[:, None].astype(np.int32))[:, 0]
+        expected[str(ex.path)] = (
+            kind,
+            pairs,
+            ex.call("recommend", user_id=ex.users[users[:5]], k=4),
+        )
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.run(
+        [sys.executable, "-c", TF1_LOADER, json.dumps(jobs)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    found = json.loads(proc.stdout.strip().splitlines()[-1])
+    for path, (kind, pairs, rec) in expected.items():
+        got = found[path]
+        np.testing.assert_allclose(got["score"], pairs, rtol=1e-5, atol=1e-5, err_msg=kind)
+        assert got["recommend"] == [[i.decode() for i in row] for row in rec["item_ids"]], kind
+        np.testing.assert_allclose(got["recommend_scores"], rec["scores"], rtol=1e-5, atol=1e-5)
+        has_similar = kind not in ("userknn", "popularity")
+        assert ("similar_items" in got["signatures"]) == has_similar, kind
+        if has_similar:
+            assert [len(row) for row in got["similar"]] == [3, 3, 3]
+            assert got["similar"][2][1:] == ["", ""]  # k=1 for the third row: padding after
+
+
+def test_saved_model_cli_runs_recommend(exports, tmp_path):
+    """The command of the issue that failed with 'Could not find variable ...'."""
+    ex = exports["neumf"]
+    cli = str(Path(sys.executable).with_name("saved_model_cli"))
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    user = ex.users[3]
+    args = ["run", "--dir", str(ex.path), "--tag_set", "serve", "--signature_def", "recommend"]
+    args += ["--input_exprs", f'user_id=["{user}"];k=[5]']
+    proc = subprocess.run(
+        [cli, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    expected = ex.call("recommend", user_id=[user], k=5)["item_ids"][0]
+    assert "Result for output key item_ids" in proc.stdout
+    for item in expected:
+        assert repr(item) in proc.stdout  # b'...' as numpy prints bytes
+
+
+def test_k_is_per_row_and_rows_are_padded_after_their_own_k(exports):
+    ex = exports["neumf"]
+    both = ex.call("recommend", user_id=ex.users[:2], k=[2, 4])
+    assert both["item_ids"].shape == (2, 4)
+    assert (both["item_ids"][0, 2:] == b"").all() and (both["scores"][0, 2:] == -np.inf).all()
+    alone = ex.call("recommend", user_id=ex.users[:1], k=[2])
+    assert both["item_ids"][0, :2].tolist() == alone["item_ids"][0].tolist()
+    with pytest.raises(tf.errors.InvalidArgumentError, match="one per row"):
+        ex.call("recommend", user_id=ex.users[:3], k=[2, 4])
+
+
+def test_no_optimizer_state_in_the_export(exports, runs):
+    """Only what serving reads: model weights, unit item vectors, vocab, popularity, seen."""
+    ex = exports["neumf"]
+    model = runs["neumf"].load_scorer().model
+    saved = sum(
+        int(np.prod(shape))
+        for name, shape in tf.train.list_variables(str(ex.path / "variables" / "variables"))
+        if name != "_CHECKPOINTABLE_OBJECT_GRAPH"
+    )
+    weights = sum(int(np.prod(w.shape)) for w in model.weights)
+    split = ex.split
+    nnz = len(
+        set(
+            zip(
+                np.r_[split.train_user, split.val_user],
+                np.r_[split.train_item, split.val_item],
+                strict=True,
+            )
+        )
+    )
+    n = len(ex.items)
+    serving = n * sum(t.output_dim for t in model.item_towers) + 2 * n + 2 * nnz + len(ex.users) + 2
+    assert saved == weights + serving  # Adam's two slots per weight would double it
+
+
+def test_include_seen_false_leaves_the_seen_items_out(exports):
+    private, full = exports["neumf-private"], exports["neumf"]
+    info = json.loads((private.path / "assets" / "model.json").read_text())
+    assert info["include_seen"] is False and info["exclude_seen"] is False
+    assert info["about_users"]["seen_items"] is False
+    assert not any("train and validation items" in line for line in info["about_users"]["holds"])
+
+    def variables(ex):
+        return len(tf.train.list_variables(str(ex.path / "variables" / "variables")))
+
+    assert variables(private) == variables(full) - 3  # the seen-items CSR: splits, columns, values
+    out = private.call("recommend", user_id=private.users, k=10)
+    hits = sum(
+        bool(set(private.index(ids)) & private.seen[u]) for u, ids in enumerate(out["item_ids"])
+    )
+    assert hits > 0  # nothing left to exclude them with
+
+
+def test_no_absolute_path_in_any_exported_file(exports, runs):
+    root = str(runs["neumf"].path.parents[2])  # the test's temporary folder
+    for path in exports["neumf"].path.rglob("*"):
+        if path.is_file():
+            assert root.encode() not in path.read_bytes(), path
+
+
+def modes(version: Path) -> tuple[set[int], set[int]]:
+    """The permission bits of the folders and of the files of an export version."""
+    folders = {p.stat().st_mode & 0o777 for p in [version, *version.rglob("*")] if p.is_dir()}
+    files = {p.stat().st_mode & 0o777 for p in version.rglob("*") if p.is_file()}
+    return folders, files
+
+
+def test_export_files_follow_the_umask(runs, tmp_path):
+    """umask 077 through the ncf command (only the owner can read), 022 in process."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    ncf = str(Path(sys.executable).with_name("ncf"))
+    proc = subprocess.run(
+        [ncf, "export", str(runs["popularity"].path), "--out", str(tmp_path / "private")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=lambda: os.umask(0o077),
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert modes(tmp_path / "private" / "1") == ({0o700}, {0o600})
+    old = os.umask(0o022)
+    try:
+        version = export_run(runs["popularity"].path, tmp_path / "shared")
+    finally:
+        os.umask(old)
+    assert modes(version) == ({0o755}, {0o644})
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_recommend_all_works_for_every_model_type(kind, exports, tmp_path):
+    """Batched (50 users a call) and read back: the same lists as one call for everyone."""
+    import pandas as pd
+
+    from ncf.serve.batch import recommend_batch
+    from ncf.serve.client import Export
+
+    ex = exports[kind]
+    users = [*ex.users.tolist(), "stranger"]
+    result = recommend_batch(Export(ex.path), users, 3, tmp_path / "recs.parquet", batch_size=50)
+    table = pd.read_parquet(result.path)
+    assert result.users == len(users) and result.unknown_users == 1
+    rows = []
+    for lo in range(0, len(users), 50):  # the same calls, made here
+        chunk = users[lo : lo + 50]
+        expected = ex.call("recommend", user_id=chunk, k=3)["item_ids"]
+        for user, items in zip(chunk, expected, strict=True):
+            rows += [(user, rank + 1, item.decode()) for rank, item in enumerate(items) if item]
+    assert list(zip(table["user_id"], table["rank"], table["item_id"], strict=True)) == rows
+    assert table.loc[table["user_id"] == "stranger", "known_user"].eq(False).all()

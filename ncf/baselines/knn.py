@@ -253,7 +253,7 @@ class UserKNN(_NeighbourModel):
 
 
 def _fit(cls: type[_Model]):
-    def fit(config: ModelConfig, split: Split, ratings: np.ndarray | None) -> _Model:
+    def fit(config: ModelConfig, split: Split, ratings: np.ndarray | None, seed: int = 0) -> _Model:
         if config.weighting == "rating" and ratings is None:
             raise ConfigError(
                 "model.weighting=rating needs ratings, but the data has none; "

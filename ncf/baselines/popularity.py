@@ -76,7 +76,7 @@ FAMILIES = {
         neural=False,
         hyperparameters=(),
         load=lambda run: Popularity.load(Path(run) / "baseline"),
-        fit=lambda config, split, ratings: Popularity.fit(
+        fit=lambda config, split, ratings, seed=0: Popularity.fit(
             split.num_users, split.num_items, split.train_user, split.train_item
         ),
     )

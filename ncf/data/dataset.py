@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ncf.config import Config
+from ncf.data.budget import check_input_memory
 from ncf.data.features import attach_side_features
 from ncf.data.interactions import Interactions, prepare
 from ncf.data.pairs import pair_keys
@@ -24,7 +25,9 @@ class Dataset:
 
 
 def load_dataset(config: Config) -> Dataset:
-    """Read ``config.data``, prepare it and split it with ``config.run.seed``."""
+    """Read ``config.data``, prepare it and split it with ``config.run.seed``; refuses data
+    that would not fit in memory (:mod:`ncf.data.budget`) before reading it."""
+    check_input_memory(config)
     raw = read_raw(config.data, config.run.seed)
     interactions = attach_side_features(prepare(raw, config.data), raw)
     try:

@@ -186,6 +186,33 @@ def make_split(
     )
 
 
+def check_cases(split: Split, config: SplitConfig, description: str) -> None:
+    """Raise :class:`DataError` when the test split, or the validation split that
+    ``config.validation`` asks for, has no cases: nothing could be ranked (metrics would be NaN).
+    """
+    parts = [("test", split.test_user)]
+    if config.validation:
+        parts.append(("validation", split.val_user))
+    for part, users in parts:
+        if len(users):
+            continue
+        if config.method == "temporal":
+            why = "every held-out row's user or item is absent from train"
+        else:
+            need = 3 if part == "validation" else 2
+            why = f"a user needs at least {need} interactions for one, and no user has"
+        advice = (
+            "set data.split.validation: false (and train.refit: false), or use data with more "
+            "interactions per user"
+            if part == "validation"
+            else "use data with more interactions per user, or another data.split.method"
+        )
+        raise DataError(
+            f"{description}: the split has no {part} cases (data.split.method "
+            f"{config.method}: {why}); {advice}"
+        )
+
+
 def _held_out(
     user: np.ndarray,
     ts: np.ndarray | None,

@@ -39,7 +39,7 @@ def collect(run_paths: list[str | Path], ks: list[int]) -> list[dict[str, Any]]:
 def _row(run: RunDir, ks: list[int]) -> dict[str, Any]:
     config, metrics = run.config, run.metrics()
     model, kind = config.model, family(config.model.type)
-    params = {name: getattr(model, name) for name in kind.hyperparameters}
+    params = {name.rpartition(".")[2]: _attr(model, name) for name in kind.hyperparameters}
     if kind.neural:
         train = config.train
         params.update(negatives=train.num_negatives, lr=train.learning_rate, batch=train.batch_size)
@@ -62,6 +62,13 @@ def _row(run: RunDir, ks: list[int]) -> dict[str, Any]:
     row["first epoch s"] = (metrics.get("first_epoch_seconds") or {}).get("epoch")
     row["train seconds"] = metrics.get("train_seconds")
     return row
+
+
+def _attr(section: Any, dotted: str) -> Any:
+    """``_attr(model, "ease.l2")`` -> ``model.ease.l2`` (hyperparameters in sub-sections)."""
+    for part in dotted.split("."):
+        section = getattr(section, part)
+    return section
 
 
 def _short(value: Any) -> str:

@@ -6,13 +6,15 @@ An export folder is either a version folder (``EXPORT_BASE/<N>``, it holds
 code is needed) and reads ``assets/model.json`` and the item titles when present.
 
 - ``Export.recommend(user_ids, k) -> list[Ranked]`` calls the ``recommend`` signature
-  (``user_id [B] string``, ``k [] int32`` -> ``item_ids [B, k]``, ``scores [B, k]``,
+  (``user_id [B] string``, ``k [B] int32`` -> ``item_ids [B, k]``, ``scores [B, k]``,
   ``known_user [B]``); an unknown user gets the popularity fallback, ``Ranked.known`` false.
+- ``Export.call(signature, **inputs)`` runs any signature on numpy-convertible inputs.
+- ``Export.score_meaning`` says what the scores are (logit, similarity, popularity count...).
 - ``Export.similar(item_ids, k) -> list[Ranked]`` calls ``similar_items``; an unknown item,
   or an export without that signature (popularity, user-kNN), is an :class:`NcfError`.
 
 ``k`` must lie in ``1..num_items``; padding slots (``""`` ids) are dropped from the lists.
-The HTTP server is in :mod:`ncf.serve.http`.
+The HTTP server is in :mod:`ncf.serve.http`, batch recommendations in :mod:`ncf.serve.batch`.
 """
 
 from __future__ import annotations
@@ -66,10 +68,31 @@ class Export:
             raise NcfError(
                 f"{info_path}: not found; this SavedModel was not written by ncf export"
             ) from None
+        if int(self.info.get("format", 1)) < 2:
+            raise NcfError(
+                f"{self.path}: written by an older ncf (export format "
+                f"{self.info.get('format', 1)}, scalar k); export the run again"
+            )
         self.module = tf.saved_model.load(str(self.path))
         self.titles = _titles(self.path / "assets")
         self.num_items = int(self.info["num_items"])
         self.default_k = int(self.info.get("default_k", 10))
+        self.score_meaning = str(self.info.get("score", "score (higher is better)"))
+        self.fallback_meaning = str(self.info.get("fallback_score", "popularity count"))
+
+    def user_ids(self) -> list[str]:
+        """Every user id the export knows, in index order."""
+        return (self.path / "assets" / "users.txt").read_text(encoding="utf-8").splitlines()
+
+    def call(self, name: str, **inputs: Any) -> dict[str, Any]:
+        """Run signature ``name``; ``k`` inputs are int32, the others strings. Numpy out."""
+        import tensorflow as tf
+
+        tensors = {
+            key: tf.constant(value, tf.int32 if key == "k" else tf.string)
+            for key, value in inputs.items()
+        }
+        return {key: value.numpy() for key, value in self.signature(name)(**tensors).items()}
 
     @property
     def signatures(self) -> dict[str, Any]:
@@ -105,20 +128,8 @@ class Export:
     def _ranked(
         self, name: str, key: str, known_key: str, ids: list[str], k: int | None
     ) -> list[Ranked]:
-        import tensorflow as tf
-
-        fn = self.signature(name)
-        out = fn(
-            **{
-                key: tf.constant([str(i) for i in ids], tf.string),
-                "k": tf.constant(self.check_k(k), tf.int32),
-            }
-        )
-        items, scores, known = (
-            out["item_ids"].numpy(),
-            out["scores"].numpy(),
-            out[known_key].numpy(),
-        )
+        out = self.call(name, **{key: [str(i) for i in ids], "k": [self.check_k(k)]})
+        items, scores, known = out["item_ids"], out["scores"], out[known_key]
         return [
             Ranked(query, bool(flag), self._rows(row_items, row_scores))
             for query, row_items, row_scores, flag in zip(ids, items, scores, known, strict=True)
@@ -146,8 +157,9 @@ def _titles(assets: Path) -> dict[str, str] | None:
     return dict(zip(ids, names, strict=False))
 
 
-def format_ranked(ranked: Ranked, what: str) -> str:
-    """A plain table: rank, item id, score and title (when known) for one query."""
+def format_ranked(ranked: Ranked, what: str, meaning: str = "") -> str:
+    """A plain table with a header: rank, item id, score and title (when known); then what
+    the score means (``meaning``)."""
     lines = []
     if what == "user" and not ranked.known:
         lines.append(f"user {ranked.query!r} is unknown: showing the most popular items instead")
@@ -157,15 +169,22 @@ def format_ranked(ranked: Ranked, what: str) -> str:
         )
     if not ranked.rows:
         lines.append("  (no items left to recommend)")
-    width = max((len(r["item_id"]) for r in ranked.rows), default=4)
+    else:
+        width = max(max(len(r["item_id"]) for r in ranked.rows), len("item"))
+        titled = any(r.get("title") for r in ranked.rows)
+        lines.append(f"rank  {'item':<{width}}  {'score':>10}" + ("  title" if titled else ""))
     for row in ranked.rows:
         title = f"  {row['title']}" if row.get("title") else ""
         lines.append(f"{row['rank']:>4}  {row['item_id']:<{width}}  {row['score']:>10.4f}{title}")
+    if meaning and ranked.rows:
+        lines.append(f"score: {meaning}")
     return "\n".join(lines)
 
 
-def ranked_json(ranked: Ranked, what: str) -> dict[str, Any]:
+def ranked_json(ranked: Ranked, what: str, meaning: str = "") -> dict[str, Any]:
     payload: dict[str, Any] = {what: ranked.query, "known": ranked.known}
+    if meaning:
+        payload["score"] = meaning
     if what == "user":
         payload["fallback"] = None if ranked.known else "popularity"
     payload["items"] = ranked.rows

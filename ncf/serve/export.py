@@ -5,22 +5,29 @@
     EXPORT_BASE/<N>/
       saved_model.pb, variables/      signatures score (= serving_default), recommend and,
                                       where item similarity applies, similar_items
-      assets/config.yaml              the run's resolved config (with export-time overrides)
-      assets/model.json               model type, run dir, split fingerprint, signatures, ...
+      assets/config.yaml              the run's resolved config (with export-time overrides;
+                                      absolute paths cut to their last component)
+      assets/model.json               model type, run name, split fingerprint, signatures,
+                                      what the scores mean, what the export holds about users
       assets/metrics.json             the run's metrics
       assets/users.txt, items.txt     the vocabularies (also inside the graph)
       assets/item_titles.txt          item titles aligned with items.txt (when the run has them)
 
-The signatures and their exact shapes are specified in :mod:`ncf.serve.signatures`. ``N``
-defaults to one more than the largest numeric folder in ``EXPORT_BASE`` (1 when empty).
+The SavedModel is written by Keras' ``ExportArchive`` (:func:`ncf.serve.signatures.
+write_saved_model`), so it loads in TensorFlow Serving's TF1 session loader as well as with
+``tf.saved_model.load``; it holds only the variables the signatures read (no optimizer
+state). The signatures are specified in :mod:`ncf.serve.signatures`.
+
+About users, an export holds: the raw user ids (``users.txt`` and the lookup table), the
+model's per-user parameters (embeddings, factors; kNN: each user's train interactions, which
+the scores are computed from) and, unless ``export.include_seen`` is false, each user's train
+and validation items (to exclude them from ``recommend``). No absolute path is written.
+
+``N`` defaults to one more than the largest numeric folder in ``EXPORT_BASE`` (1 when empty).
 The version is written into a hidden temporary sibling (``.tmp-export-<pid>-...``) and
 renamed into place in one ``os.rename``, so a crash never leaves a half-written version;
 temporaries of dead processes are removed by the next export. An existing version is
-never overwritten.
-
-Every model type exports: mf/gmf/mlp/neumf through their Keras model, itemknn and userknn
-through their sparse matrices, popularity through its counts (no ``similar_items``: it has
-no notion of item similarity; userknn neither, it compares users).
+never overwritten. Files and folders get the modes the umask allows (0666 / 0777 less it).
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ from ncf.errors import NcfError
 from ncf.io import write_json
 from ncf.train.rundir import RunDir, resolve_run
 
-EXPORT_FORMAT = 1
+EXPORT_FORMAT = 2  # 2: every input batched (k [B]), ExportArchive; 1: scalar k
 TMP_PREFIX = ".tmp-export-"
 SIGNATURE_NOTES = {
     "popularity": "popularity ranks every item by its count, so it has no item similarity",
@@ -58,6 +65,10 @@ def export_run(
     run = RunDir(resolve_run(run_path))
     metrics = run.metrics()  # raises unless the run finished
     config = _export_config(run.config, overrides or [])
+    try:
+        config.check_export(run.split().num_items)
+    except ValueError as exc:
+        raise NcfError(f"{run.path}: {exc}") from None
     base = Path(base)
     base.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(base)
@@ -128,16 +139,19 @@ def _alive(pid: int) -> bool:
 def _write_saved_model(run: RunDir, config: Config, metrics: dict, out: Path) -> dict[str, Any]:
     import tensorflow as tf
 
-    module = build_servable(run, config)
-    signatures = module.signatures()
+    from ncf.serve.signatures import write_saved_model
+
+    form = run.load_scorer().serving_form()
+    module = build_servable(run, config, form)
     logger, level = tf.get_logger(), tf.get_logger().level
     logger.setLevel("WARNING")  # not "INFO: Assets written to <temporary folder>"
     try:
-        tf.saved_model.save(module, str(out), signatures=signatures)
+        signatures = write_saved_model(module, str(out))
     finally:
         logger.setLevel(level)
     assets = out / "assets"
     assets.mkdir(exist_ok=True)
+    config, cut = _without_absolute_paths(config)
     save_config(config, assets / "config.yaml")
     write_json(assets / "metrics.json", metrics)
     for name in ("users.txt", "items.txt", "item_titles.txt"):
@@ -148,58 +162,133 @@ def _write_saved_model(run: RunDir, config: Config, metrics: dict, out: Path) ->
     return {
         "format": EXPORT_FORMAT,
         "model_type": kind,
-        "run_dir": str(run.path.resolve()),
+        "run_name": f"{run.path.parent.name}/{run.path.name}",
         "fingerprint": run.data_info()["fingerprint"],
-        "signatures": sorted(signatures),
+        "signatures": signatures,
         "no_similar_items": SIGNATURE_NOTES.get(kind)
         if "similar_items" not in signatures
         else None,
-        "exclude_seen": config.export.exclude_seen,
+        "exclude_seen": module.exclude_seen,
+        "include_seen": config.export.include_seen,
         "default_k": config.export.default_k,
         "num_users": module.num_users,
         "num_items": module.num_items,
         "has_titles": (assets / "item_titles.txt").is_file(),
+        "score": score_meaning(form, config),
+        "fallback_score": "popularity count (train interactions of the item)",
+        "about_users": about_users(form, config),
+        "paths_cut": cut,
         "unknown_ids": {
             "score": "-inf when the user or the item is unknown",
             "recommend": "an unknown user gets the most popular items (train counts), known_user false",
             "similar_items": "an unknown item gets a row of padding ('' and -inf), known_item false",
         },
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "tensorflow_version": tf.__version__,
     }
 
 
-def build_servable(run: RunDir, config: Config) -> Any:
+def score_meaning(form: Any, config: Config) -> str:
+    """What ``recommend``'s scores are, in words (``ncf recommend`` prints it): the family's
+    own words where it has them, else what its serving form computes."""
+    from ncf.registry import family
+    from ncf.scorer import Factors, ItemPrior, ItemToItem, KerasModel, UserToUser
+
+    if family(config.model.type).score_meaning:
+        return family(config.model.type).score_meaning
+
+    if isinstance(form, KerasModel):
+        if config.train.loss == "bpr":
+            return "ranking score (BPR: unbounded, only the order matters)"
+        return "logit (log-odds of an interaction; probability = 1 / (1 + exp(-logit)))"
+    if isinstance(form, ItemToItem | UserToUser):
+        return "similarity (sum of the neighbours' cosine similarities)"
+    if isinstance(form, Factors):
+        return "dot product of the user and item factors (plus item bias)"
+    if isinstance(form, ItemPrior):
+        return "popularity count (train interactions of the item)"
+    return "score (higher is better)"
+
+
+def about_users(form: Any, config: Config) -> dict[str, Any]:
+    """What the export holds about users, for ``model.json`` and the docs."""
+    from ncf.scorer import ItemToItem, UserToUser
+
+    held = ["raw user ids (assets/users.txt and the lookup table in the graph)"]
+    if isinstance(form, ItemToItem | UserToUser):
+        held.append("each user's train interactions (the kNN scores are computed from them)")
+    elif config.model.type != "popularity":
+        held.append("per-user model parameters (embeddings or factors)")
+    if config.export.include_seen:
+        held.append("each user's train and validation items (to exclude them from recommend)")
+    return {"seen_items": config.export.include_seen, "holds": held}
+
+
+def _without_absolute_paths(config: Config) -> tuple[Config, list[str]]:
+    """The config with absolute path values cut to their last component, and the keys cut."""
+    raw = config_to_dict(config)
+    keys = [("data", "path"), ("run", "dir"), ("model", "pretrained", "gmf")]
+    keys.append(("model", "pretrained", "mlp"))
+    cut = []
+    for key in keys:
+        node = raw
+        for part in key[:-1]:
+            node = node.get(part) or {}
+        value = node.get(key[-1])
+        if isinstance(value, str) and os.path.isabs(value):
+            node[key[-1]] = Path(value).name
+            cut.append(".".join(key))
+    return build_config(raw, "export"), cut
+
+
+def build_servable(run: RunDir, config: Config, form: Any | None = None) -> Any:
     """The servable of the run's final model: its ``serving_form()`` plus the vocabularies,
-    popularity and seen items every servable holds (:mod:`ncf.serve.signatures`)."""
+    popularity and (with ``export.include_seen``) the seen items (:mod:`ncf.serve.signatures`)."""
     from ncf.serve.signatures import servable_for
 
     split = run.split()
-    seen_user = np.concatenate([split.train_user, split.val_user])
-    seen_item = np.concatenate([split.train_item, split.val_item])
-    seen = sp.csr_matrix(
-        (np.ones(len(seen_user), np.float32), (seen_user, seen_item)),
-        shape=(split.num_users, split.num_items),
-    )
-    seen.sum_duplicates()
-    seen.sort_indices()
+    seen = None
+    if config.export.include_seen:
+        seen_user = np.concatenate([split.train_user, split.val_user])
+        seen_item = np.concatenate([split.train_item, split.val_item])
+        seen = sp.csr_matrix(
+            (np.ones(len(seen_user), np.float32), (seen_user, seen_item)),
+            shape=(split.num_users, split.num_items),
+        )
+        seen.sum_duplicates()
+        seen.sort_indices()
     return servable_for(
-        run.load_scorer().serving_form(),
+        run.load_scorer().serving_form() if form is None else form,
         users=run.users().ids,
         items=run.items().ids,
         popularity=np.bincount(split.train_item, minlength=split.num_items),
         seen=seen,
-        exclude_seen=config.export.exclude_seen,
+        exclude_seen=config.export.exclude_seen and config.export.include_seen,
     )
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where /proc allows."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _fsync_tree(root: Path) -> None:
-    """Make the export world-readable (temporaries are 0600/0700) and flush it to disk."""
-    root.chmod(0o755)
+    """Give the export the modes the umask allows (temporaries are 0600/0700); flush to disk."""
+    mask = _umask()
+    root.chmod(0o777 & ~mask)
     for path in root.rglob("*"):
         if path.is_dir():
-            path.chmod(0o755)
+            path.chmod(0o777 & ~mask)
         elif path.is_file():
-            path.chmod(0o644)
+            path.chmod(0o666 & ~mask)
             with open(path, "rb") as fh:
                 os.fsync(fh.fileno())
 

@@ -1,292 +1,307 @@
-"""``ncf serve``: the TensorFlow Serving REST API for one export, on ``ThreadingHTTPServer``.
+"""``ncf serve``: the TensorFlow Serving REST API for one export, on uvicorn.
 
-Routes (``NAME`` is ``--model-name``, ``V`` the loaded version; ``/versions/V`` is optional):
+The model runs as TF Serving runs it (:class:`~ncf.serve.session.SessionModel`, the TF1
+session loader) and request bodies follow TF Serving's JSON rules (:mod:`ncf.serve.rest`).
+Routes (``NAME`` is ``--model-name``, ``V`` the loaded version; ``/versions/V`` optional):
 
-- ``GET /v1/models/NAME[/versions/V]`` -> ``{"model_version_status": [{"version": "V",
-  "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}]}``
-- ``GET /v1/models/NAME[/versions/V]/metadata`` -> ``{"model_spec": {...}, "metadata":
-  {"signature_def": {"signature_def": {...}}}}`` (the SignatureDefs of ``saved_model.pb``)
-- ``POST /v1/models/NAME[/versions/V]:predict`` with ``{"signature_name": S, "instances":
-  [...]}`` (row format -> ``{"predictions": [...]}``) or ``{"signature_name": S, "inputs":
-  {...}}`` (columnar -> ``{"outputs": {...}}``). A single-output signature answers bare
-  values, as TF Serving does. ``k`` is a scalar: in row format every instance that gives it
-  must give the same value; left out, it is the export's ``default_k``.
+- ``GET /v1/models/NAME[/versions/V]``: the model status, as TF Serving;
+- ``GET /v1/models/NAME[/versions/V]/metadata``: the SignatureDefs, as TF Serving;
+- ``POST /v1/models/NAME[/versions/V]:predict``: row or columnar requests;
+- ``GET /healthz`` (alive), ``GET /readyz`` (200 ready; 503 while shutting down),
+  ``GET /openapi.json`` (:mod:`ncf.serve.openapi`).
 
-Every failure is ``{"error": "..."}``: 400 for a bad request (malformed JSON, wrong types,
-missing inputs, unknown signature, ``k`` outside ``1..num_items``, too many rows), 404 for
-an unknown model, version or path, 411/413 for a missing or oversized (> ``MAX_BODY``)
-body, 500 for a bug. A request never takes the server down.
+Every answer is JSON; every failure is ``{"error": "..."}``: 400 for a bad request (TF
+Serving's wording; also ``Malformed request: METHOD PATH`` for a method a route does not
+take, as TF Serving), 404 for an unknown model, version or path, 408 for a request not
+received within ``request_timeout_s``, 413 for a body over ``max_body_bytes``, 414/431 for an
+over-long URL or header block, 503 when ``max_queue`` model calls already wait, 500 for a bug
+(logged; the server keeps serving). Model calls run in a pool of ``workers`` threads;
+requests beyond the pool wait in a queue of at most ``max_queue``, and waiting requests of a
+row-wise signature are merged into one call (:mod:`ncf.serve.batching`). Requests with more
+than ``max_rows`` rows, a ``k`` over ``max_k`` or more than ``max_results`` rows x k are refused
+(TF Serving has no such limits).
+JSON is parsed and written on the event loop; only model calls run in the pool.
+
+:class:`ServingApp` is the ASGI application; :func:`run_server` runs it on a listening socket
+with uvicorn (backlog ``backlog``; SIGTERM: stop accepting, finish what is in flight, exit).
+Each request logs one line to the ``ncf.serve.http`` logger.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import os
 import re
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import socket
+import time
+from dataclasses import dataclass
 from typing import Any
 
-from ncf.errors import NcfError
-from ncf.serve.client import Export
+import numpy as np
 
-MAX_BODY = 1 << 20  # bytes
-MAX_RANKED_ROWS = 1024  # users (items) per recommend (similar_items) request: [B, N] scores
-ROUTE = re.compile(
-    r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+))?(?P<tail>/metadata|:[a-z]+)?$"
+from ncf.errors import NcfError
+from ncf.serve.batching import Batcher
+from ncf.serve.rest import parse_predict, predict_response
+from ncf.serve.session import ServingError, SessionModel
+
+logger = logging.getLogger(__name__)
+
+MODEL_PATH = re.compile(
+    r"^/v1/models(?:/(?P<name>[^/:]+))?"
+    r"(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?"
+    r"(?P<tail>/metadata|:[A-Za-z]+)?$",
+    re.IGNORECASE,
 )
 
 
-class HttpError(Exception):
-    """A request that cannot be answered: HTTP status and the message for ``{"error": ...}``."""
+@dataclass(frozen=True)
+class Limits:
+    """What one request may ask and how much work the server takes on at once."""
 
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status, self.message = status, message
-
-
-def predict(export: Export, body: Any) -> dict[str, Any]:
-    """Answer a ``:predict`` body in row (``instances``) or columnar (``inputs``) format."""
-    import tensorflow as tf
-
-    if not isinstance(body, dict):
-        raise HttpError(400, "the request body must be a JSON object")
-    name = body.get("signature_name", "serving_default")
-    if not isinstance(name, str) or name not in export.signatures:
-        raise HttpError(400, f'Serving signature name: "{name}" not found in signature def')
-    if ("instances" in body) == ("inputs" in body):
-        raise HttpError(
-            400, 'the body must hold exactly one of "instances" (row) and "inputs" (columnar)'
-        )
-    fn = export.signatures[name]
-    specs = fn.structured_input_signature[1]  # name -> TensorSpec
-    row = "instances" in body
-    values = _from_rows(body["instances"], specs) if row else _from_columns(body["inputs"], specs)
-    tensors = {key: _tensor(key, values.get(key), spec, export) for key, spec in specs.items()}
-    _check_rows(name, tensors)
-    try:
-        out = {key: _jsonable(t.numpy()) for key, t in sorted(fn(**tensors).items())}
-    except tf.errors.InvalidArgumentError as exc:
-        raise HttpError(400, exc.message) from None
-    if row:
-        rows = len(next(iter(out.values())))
-        if len(out) == 1:
-            return {"predictions": next(iter(out.values()))}
-        return {"predictions": [{key: col[i] for key, col in out.items()} for i in range(rows)]}
-    return {"outputs": next(iter(out.values())) if len(out) == 1 else out}
+    max_body_bytes: int = 1 << 20
+    max_rows: int = 1024  # first dimension of any input tensor
+    max_k: int = 1000
+    max_results: int = 1 << 18  # rows x k of one request: bounds the answer's size
+    max_url_bytes: int = 8 << 10
+    max_header_bytes: int = 16 << 10
+    request_timeout_s: float = 10.0  # to receive a whole request
+    workers: int = max(2, os.cpu_count() or 2)  # model calls at once
+    max_queue: int = 1024  # model calls waiting for a worker
+    backlog: int = 2048
 
 
-def _batched(specs: dict[str, Any]) -> list[str]:
-    return [key for key, spec in specs.items() if spec.shape.rank == 1]
+class ServingApp:
+    """The ASGI application serving one :class:`SessionModel` as ``model_name``."""
 
+    def __init__(
+        self,
+        model: SessionModel,
+        version: int,
+        model_name: str,
+        num_items: int,
+        limits: Limits | None = None,
+    ) -> None:
+        from ncf.serve.openapi import openapi
 
-def _from_rows(instances: Any, specs: dict[str, Any]) -> dict[str, Any]:
-    if not isinstance(instances, list) or not instances:
-        raise HttpError(400, '"instances" must be a non-empty list')
-    batched = _batched(specs)
-    if not all(isinstance(i, dict) for i in instances):
-        if len(batched) != 1 or len(specs) > 2 or any(isinstance(i, dict) for i in instances):
-            raise HttpError(400, f"each instance must be an object with the inputs {sorted(specs)}")
-        return {batched[0]: instances}
-    values: dict[str, Any] = {}
-    for key in specs:
-        given = [i[key] for i in instances if key in i]
-        if key in batched:
-            if len(given) != len(instances):
-                raise HttpError(400, f"every instance needs the input {key!r}")
-            values[key] = given
-        elif given:
-            if any(g != given[0] or type(g) is not type(given[0]) for g in given):
-                raise HttpError(
-                    400, f"{key!r} is a scalar input: every instance must give the same value"
-                )
-            values[key] = given[0]
-    unknown = {k for i in instances for k in i} - set(specs)
-    if unknown:
-        raise HttpError(
-            400, f"unknown input {sorted(unknown)[0]!r}; this signature takes {sorted(specs)}"
-        )
-    return values
+        self.model, self.version, self.model_name = model, version, model_name
+        self.limits = limits = limits or Limits()
+        self.batcher = Batcher(model, num_items, limits.workers, limits.max_rows, limits.max_queue)
+        self.draining = False
+        self.spec = openapi(model_name, model.signature_defs, self.limits)
 
-
-def _from_columns(inputs: Any, specs: dict[str, Any]) -> dict[str, Any]:
-    batched = _batched(specs)
-    if not isinstance(inputs, dict):
-        if len(batched) != 1:
-            raise HttpError(400, f'"inputs" must be an object with the inputs {sorted(specs)}')
-        return {batched[0]: inputs}
-    unknown = set(inputs) - set(specs)
-    if unknown:
-        raise HttpError(
-            400, f"unknown input {sorted(unknown)[0]!r}; this signature takes {sorted(specs)}"
-        )
-    return dict(inputs)
-
-
-def _tensor(key: str, value: Any, spec: Any, export: Export) -> Any:
-    import tensorflow as tf
-
-    if spec.dtype == tf.int32 and spec.shape.rank == 0 and key == "k":
-        k = export.default_k if value is None else value
-        if not isinstance(k, int) or isinstance(k, bool):
-            raise HttpError(400, f"k must be an integer, got {json.dumps(k)}")
-        if not 1 <= k <= export.num_items:
-            raise HttpError(
-                400, f"k={k} is out of range: 1 <= k <= {export.num_items} (the catalogue)"
-            )
-        return tf.constant(k, tf.int32)
-    if value is None:
-        raise HttpError(400, f"missing input {key!r}")
-    if spec.dtype != tf.string or spec.shape.rank != 1:
-        raise HttpError(400, f"input {key!r} of type {spec.dtype.name} is not supported")
-    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
-        raise HttpError(400, f"input {key!r} must be a non-empty list of strings (ids are strings)")
-    return tf.constant(value, tf.string)
-
-
-def _check_rows(name: str, tensors: dict[str, Any]) -> None:
-    sizes = {int(t.shape[0]) for t in tensors.values() if t.shape.rank == 1}
-    if len(sizes) > 1:
-        raise HttpError(
-            400, f"inputs of {name!r} must all have the same length, got {sorted(sizes)}"
-        )
-    if name in ("recommend", "similar_items") and max(sizes) > MAX_RANKED_ROWS:
-        raise HttpError(400, f"at most {MAX_RANKED_ROWS} rows per {name} request, got {max(sizes)}")
-
-
-def _jsonable(array: Any) -> Any:
-    if array.dtype == object:
-        return (
-            [_jsonable(a) for a in array] if array.ndim > 1 else [v.decode("utf-8") for v in array]
-        )
-    return array.tolist()
-
-
-def metadata(export: Export, model_name: str) -> dict[str, Any]:
-    """TF Serving's metadata answer, with the SignatureDefs read from ``saved_model.pb``."""
-    from google.protobuf import json_format
-    from tensorflow.core.protobuf import saved_model_pb2
-
-    proto = saved_model_pb2.SavedModel()
-    proto.ParseFromString((export.path / "saved_model.pb").read_bytes())
-    defs = proto.meta_graphs[0].signature_def
-    signature_def = {
-        key: json_format.MessageToDict(value, preserving_proto_field_name=True)
-        for key, value in defs.items()
-        if not key.startswith("__")
-    }
-    spec = {"name": model_name, "signature_name": "", "version": str(export.version)}
-    return {"model_spec": spec, "metadata": {"signature_def": {"signature_def": signature_def}}}
-
-
-class Handler(BaseHTTPRequestHandler):
-    """One request; the export and model name live on the server object."""
-
-    protocol_version = "HTTP/1.1"
-    timeout = 30
-    disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed-ACK stall
-    server: ModelServer
-
-    def do_GET(self) -> None:  # noqa: N802 (http.server naming)
-        self._answer(self._get)
-
-    def do_POST(self) -> None:  # noqa: N802
-        self._answer(self._post)
-
-    def _get(self) -> dict[str, Any]:
-        tail = self._route()
-        if tail == "/metadata":
-            return metadata(self.server.export, self.server.model_name)
-        if tail:
-            raise HttpError(405, f"{tail} needs POST")
-        status = {"error_code": "OK", "error_message": ""}
-        version = str(self.server.export.version)
-        return {
-            "model_version_status": [{"version": version, "state": "AVAILABLE", "status": status}]
-        }
-
-    def _post(self) -> dict[str, Any]:
-        tail = self._route()
-        if tail != ":predict":
-            raise HttpError(
-                404 if tail in (None, "/metadata") else 400,
-                f"POST {self.path}: only :predict is served",
-            )
-        return predict(self.server.export, self._json_body())
-
-    def _route(self) -> str | None:
-        match = ROUTE.match(self.path.split("?", 1)[0])
-        if not match:
-            raise HttpError(
-                404, f"no route for {self.path}; try /v1/models/{self.server.model_name}"
-            )
-        name, version = match["name"], match["version"]
-        if name != self.server.model_name:
-            raise HttpError(404, f"Servable not found for request: Latest({name})")
-        if version is not None and version != str(self.server.export.version):
-            raise HttpError(404, f"Servable not found for request: Specific({name}, {version})")
-        return match["tail"]
-
-    def _json_body(self) -> Any:
-        length = self.headers.get("Content-Length")
-        if length is None or not length.isdigit():
-            self.close_connection = True
-            raise HttpError(411, "a JSON body with a Content-Length header is required")
-        if int(length) > MAX_BODY:
-            self.close_connection = True  # the body is left unread
-            raise HttpError(413, f"request body of {length} bytes is over the limit of {MAX_BODY}")
-        raw = self.rfile.read(int(length))
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        start = time.perf_counter()
+        method, path = scope["method"], scope["path"]
+        headers: list[tuple[bytes, bytes]] = []
         try:
-            return json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise HttpError(400, f"JSON Parse error: {exc}") from None
-
-    def _answer(self, handler: Any) -> None:
-        try:
-            status, payload = 200, handler()
-        except HttpError as exc:
-            status, payload = exc.status, {"error": exc.message}
+            status, body = await self._route(method, path, scope, receive, headers)
+        except ServingError as exc:
+            status, body = exc.status, _error(exc.message)
+            if status in (408, 413):
+                headers.append((b"connection", b"close"))  # the body was not read
         except Exception as exc:  # a bug: answer it, keep serving
-            self.log_error("internal error: %r", exc)
-            status, payload = 500, {"error": f"internal error: {type(exc).__name__}: {exc}"}
-        body = json.dumps(payload).encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(body)
+            logger.exception("internal error on %s %s", method, path)
+            status, body = 500, _error(f"internal error: {type(exc).__name__}: {exc}")
+        headers += [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        client = scope.get("client") or ("-", 0)
+        logger.info(
+            '%s "%s %s" %d %dB %.1fms',
+            client[0],
+            method,
+            path,
+            status,
+            len(body),
+            (time.perf_counter() - start) * 1000,
+        )
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        if not self.server.quiet:
-            super().log_message(format, *args)
+    async def _lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.draining = True
+                self.batcher.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _route(
+        self, method: str, path: str, scope: dict, receive: Any, headers: list
+    ) -> tuple[int, bytes]:
+        if path in ("/healthz", "/readyz", "/openapi.json"):
+            if method not in ("GET", "HEAD"):
+                headers.append((b"allow", b"GET, HEAD"))
+                raise ServingError(405, f"{method} {path}: only GET is served here")
+            if path == "/healthz":
+                return 200, _json({"status": "alive"})
+            if path == "/readyz":
+                if self.draining:
+                    raise ServingError(503, "shutting down")
+                return 200, _json({"status": "ready"})
+            return 200, _json(self.spec)
+        if not path.lower().startswith("/v1/"):
+            raise ServingError(404, f"no route for {path}; try /v1/models/{self.model_name}")
+        match = MODEL_PATH.match(path)
+        tail = (match["tail"] or "").lower() if match else None
+        if match is None or not match["name"]:
+            raise ServingError(400, f"Malformed request: {method} {path}")
+        self._check_model(match)
+        if method == "POST" and tail == ":predict":
+            body = await self._read_body(scope, receive)
+            return 200, await self._predict(body, headers)
+        if method == "POST" and tail in (":classify", ":regress"):
+            raise ServingError(400, f"{tail[1:]}: ncf serve answers :predict only")
+        if method == "GET" and tail == "/metadata":
+            return 200, _json(self.metadata())
+        if method == "GET" and tail == "":
+            status = {"error_code": "OK", "error_message": ""}
+            version = {"version": str(self.version), "state": "AVAILABLE", "status": status}
+            return 200, _json({"model_version_status": [version]})
+        raise ServingError(400, f"Malformed request: {method} {path}")
+
+    def _check_model(self, match: re.Match) -> None:
+        name, version, label = match["name"], match["version"], match["label"]
+        if name != self.model_name:
+            raise ServingError(404, f"Servable not found for request: Latest({name})")
+        if version is not None and int(version) != self.version:
+            raise ServingError(
+                404, f"Servable not found for request: Specific({name}, {int(version)})"
+            )
+        if label is not None:
+            raise ServingError(404, f"Unrecognized servable version label: {label}")
+
+    async def _read_body(self, scope: dict, receive: Any) -> bytes:
+        limit = self.limits.max_body_bytes
+        for key, value in scope["headers"]:
+            if key == b"content-length" and value.isdigit() and int(value) > limit:
+                raise ServingError(413, f"request body of {int(value)} bytes is over {limit}")
+        try:
+            return await asyncio.wait_for(
+                self._receive_body(receive, limit), self.limits.request_timeout_s
+            )
+        except asyncio.TimeoutError:
+            raise ServingError(
+                408, f"the request body did not arrive within {self.limits.request_timeout_s}s"
+            ) from None
+
+    @staticmethod
+    async def _receive_body(receive: Any, limit: int) -> bytes:
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ServingError(400, "the client went away before the body arrived")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise ServingError(413, f"request body over {limit} bytes")
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        return b"".join(chunks)
+
+    async def _predict(self, body: bytes, headers: list) -> bytes:
+        request = parse_predict(body, self._inputs_of)
+        self._check_limits(request.feeds)
+        try:
+            outputs = await self.batcher.submit(request.signature, request.feeds)
+        except ServingError as exc:
+            if exc.status == 503:
+                headers.append((b"retry-after", b"1"))
+            raise
+        return _json(predict_response(outputs, request.row))
+
+    def _check_limits(self, feeds: dict[str, np.ndarray]) -> None:
+        for name, tensor in feeds.items():
+            if tensor.ndim and tensor.shape[0] > self.limits.max_rows:
+                raise ServingError(
+                    400,
+                    f"{name} has {tensor.shape[0]} rows; this server takes at most "
+                    f"{self.limits.max_rows} per request (ncf serve --max-rows)",
+                )
+            if name == "k" and tensor.size and int(np.max(tensor)) > self.limits.max_k:
+                raise ServingError(
+                    400,
+                    f"k={int(np.max(tensor))} is over this server's limit of "
+                    f"{self.limits.max_k} (ncf serve --max-k)",
+                )
+        k, ids = feeds.get("k"), [t for n, t in feeds.items() if n != "k" and t.ndim]
+        if k is not None and k.size and ids:
+            results = int(np.max(k)) * max(int(t.shape[0]) for t in ids)
+            if results > self.limits.max_results:
+                raise ServingError(
+                    400,
+                    f"rows x k = {results} is over this server's limit of "
+                    f"{self.limits.max_results} results per request (ncf serve --max-results); "
+                    "ask for fewer rows or a smaller k",
+                )
+
+    def _inputs_of(self, name: str) -> dict[str, np.dtype]:
+        if name not in self.model.signature_defs:
+            raise ServingError(400, f'Serving signature name: "{name}" not found in signature def')
+        return self.model.inputs(name)
+
+    def metadata(self) -> dict[str, Any]:
+        """TF Serving's metadata answer: the SignatureDefs of ``saved_model.pb``."""
+        from google.protobuf import json_format
+
+        defs = {
+            key: json_format.MessageToDict(value, preserving_proto_field_name=True)
+            for key, value in self.model.signature_defs.items()
+        }
+        spec = {"name": self.model_name, "signature_name": "", "version": str(self.version)}
+        return {"model_spec": spec, "metadata": {"signature_def": {"signature_def": defs}}}
 
 
-class ModelServer(ThreadingHTTPServer):
-    """A threaded HTTP server holding one loaded :class:`Export`."""
-
-    daemon_threads = True
-
-    def __init__(self, export: Export, host: str, port: int, model_name: str, quiet: bool) -> None:
-        self.export, self.model_name, self.quiet = export, model_name, quiet
-        super().__init__((host, port), Handler)
+def _json(payload: Any) -> bytes:
+    return json.dumps(payload).encode("utf-8")
 
 
-def make_server(
-    export: Export,
-    host: str = "127.0.0.1",
-    port: int = 8501,
-    model_name: str | None = None,
-    quiet: bool = False,
-) -> ModelServer:
-    """A server ready for ``serve_forever()``; port 0 picks a free port (``server.server_port``)."""
-    name = model_name or default_model_name(export)
+def _error(message: str) -> bytes:
+    return _json({"error": message})
+
+
+def listen(host: str, port: int, backlog: int) -> socket.socket:
+    """A listening TCP socket (port 0: a free one); a failure is an :class:`NcfError`."""
     try:
-        return ModelServer(export, host, port, name, quiet)
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        family = infos[0][0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(infos[0][4])
+        sock.listen(backlog)
     except OSError as exc:
         raise NcfError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock
 
 
-def default_model_name(export: Export) -> str:
-    """The export base folder's name (``exports/ml100k/3`` -> ``ml100k``), as in TF Serving setups."""
-    parent = export.path.parent.name if export.path.name.isdigit() else export.path.name
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", parent) or "model"
+def run_server(app: ServingApp, sock: socket.socket) -> None:
+    """Serve ``app`` on ``sock`` until SIGTERM or SIGINT, then finish in-flight requests."""
+    import uvicorn
+
+    from ncf.serve.protocol import JsonErrorsProtocol, draining_server
+
+    JsonErrorsProtocol.limits = app.limits
+    config = uvicorn.Config(
+        app,
+        http=JsonErrorsProtocol,
+        backlog=app.limits.backlog,
+        timeout_keep_alive=30,
+        timeout_graceful_shutdown=30,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        lifespan="on",
+    )
+    draining_server(config, app).run(sockets=[sock])

@@ -1,102 +1,83 @@
-"""The serving graph: a ``tf.Module`` whose ``tf.function`` s become the SavedModel signatures.
+"""The serving graph: one servable per serving form, its endpoints become SavedModel signatures.
 
-All ids are raw strings; the vocabularies live inside the graph as ``tf.lookup`` tables.
-``B`` is the batch size, ``N`` the catalogue size and ``k' = min(k, N)``.
+Every input has a leading batch dimension, so TensorFlow Serving's row (``instances``) and
+columnar (``inputs``) JSON forms both work. All ids are raw strings; the vocabularies live
+inside the graph as ``tf.lookup`` tables. ``B`` is the batch size, ``N`` the catalogue size.
 
 - ``score`` (also ``serving_default``): ``user_id [B] string``, ``item_id [B] string`` ->
   ``score [B] float32``. A pair whose user or item is unknown scores ``-inf``.
-- ``recommend``: ``user_id [B] string``, ``k [] int32`` -> ``item_ids [B, k'] string``,
-  ``scores [B, k'] float32``, ``known_user [B] bool``. Best first (ties: lower item index).
-  With ``exclude_seen`` the user's train and validation items are removed. An unknown user
-  gets the most popular items (train counts as scores, ``known_user`` false). Slots left
-  when fewer than ``k'`` items remain are padded with ``""`` and ``-inf``. ``k < 1`` is an
-  ``InvalidArgumentError``.
-- ``similar_items`` (neural models and item-kNN only): ``item_id [B] string``, ``k [] int32``
-  -> ``item_ids [B, k']``, ``scores [B, k']``, ``known_item [B] bool``: cosine neighbours
-  in the item embedding space (item-kNN: the stored similarity rows, non-neighbours are
-  padding), never the item itself. An unknown item's row is all padding.
+- ``recommend``: ``user_id [B] string``, ``k [B] int32`` (one value per user, or a single
+  value for all) -> ``item_ids [B, W] string``, ``scores [B, W] float32``, ``known_user [B]
+  bool`` with ``W = min(max(k), N)``. Row b holds its best ``k[b]`` items, best first (ties:
+  lower item index); slots after them, and slots left when fewer items remain, are padding
+  (``""`` and ``-inf``). With ``exclude_seen`` the user's train and validation items are
+  removed. An unknown user gets the most popular items (train counts as scores, ``known_user``
+  false). ``k < 1`` is an ``InvalidArgumentError``.
+- ``similar_items`` (forms with an item similarity): ``item_id [B]``, ``k [B]`` ->
+  ``item_ids [B, W]``, ``scores [B, W]``, ``known_item [B]``: the nearest items, never the item
+  itself; an unknown item's row is all padding.
 
-Seen items and kNN matrices are CSR arrays held in variables and expanded per batch with
-``tf.ragged.range``; the score row is masked with one ``tensor_scatter_nd_update``.
+A servable is a plain object holding TensorFlow state; :meth:`Servable.endpoints` names its
+functions and input specs and :meth:`Servable.resources` the lookup tables, which
+:mod:`ncf.serve.export` hands to Keras' ``ExportArchive``. The archive keeps only the
+variables the endpoints read (no optimizer state). A new signature is one method plus one
+entry in ``endpoints()``. Seen items and sparse matrices are CSR arrays held in variables and
+expanded per batch with ``tf.ragged.range``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 import tensorflow as tf
 
-from ncf.scorer import ItemPrior, ItemToItem, KerasModel, UserToUser
+from ncf.scorer import Factors, ItemPrior, ItemToItem, KerasModel, UserToUser
+from ncf.serve.graph_ops import (
+    csr_variables,
+    dense_rows,
+    expand_rows,
+    lookup_table,
+    per_row_k,
+    sparse_product_pairs,
+    sparse_product_rows,
+    unit_rows,
+    variable,
+)
 
 IDS = tf.TensorSpec([None], tf.string)
-K = tf.TensorSpec([], tf.int32)
+KS = tf.TensorSpec([None], tf.int32)
 NEG_INF = float("-inf")
 
-Csr = tuple[tf.Variable, tf.Variable, tf.Variable]  # row splits, columns, values
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A signature: the function and the specs of its (named, positional) arguments."""
+
+    fn: Callable[..., dict[str, tf.Tensor]]
+    specs: list[tf.TensorSpec]
 
 
-def _var(value: Any, dtype: tf.DType) -> tf.Variable:
-    return tf.Variable(tf.constant(value, dtype=dtype), trainable=False)
-
-
-def csr_variables(matrix: Any) -> Csr:
-    """Variables for a scipy CSR matrix, with one extra empty row at the end (unknown ids)."""
-    splits = np.append(matrix.indptr, matrix.indptr[-1]).astype(np.int64)
-    return _var(splits, tf.int64), _var(matrix.indices, tf.int32), _var(matrix.data, tf.float32)
-
-
-def _table(ids: np.ndarray) -> tf.lookup.StaticHashTable:
-    keys = tf.constant(np.asarray(ids, dtype=object).astype(str), tf.string)
-    values = tf.range(len(ids), dtype=tf.int32)
-    init = tf.lookup.KeyValueTensorInitializer(keys, values)
-    return tf.lookup.StaticHashTable(init, default_value=-1)
-
-
-def expand_rows(csr: Csr, rows: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """Entries of ``rows [B]`` of a CSR matrix as (position in rows [M], column [M], value [M])."""
-    splits, cols, vals = csr
-    rows = tf.cast(rows, tf.int64)
-    positions = tf.ragged.range(tf.gather(splits, rows), tf.gather(splits, rows + 1))
-    flat = positions.flat_values
-    return tf.cast(positions.value_rowids(), tf.int32), tf.gather(cols, flat), tf.gather(vals, flat)
-
-
-def sparse_product_rows(a: Csr, b: Csr, rows: tf.Tensor, width: int) -> tf.Tensor:
-    """``(A @ B)[rows]`` as a dense ``[B, width]`` block, touching only the non-zeros used."""
-    owner, middle, weight = expand_rows(a, rows)  # [M]: row of the batch, column of A, value
-    entry, cols, vals = expand_rows(b, middle)  # [P]: entry of M, column of B, value
-    batch = tf.gather(owner, entry)
-    updates = tf.gather(weight, entry) * vals
-    shape = tf.stack([tf.size(rows), width])
-    return tf.scatter_nd(tf.stack([batch, cols], axis=1), updates, shape)  # sums duplicates
-
-
-def sparse_product_pairs(a: Csr, b: Csr, rows: tf.Tensor, cols: tf.Tensor) -> tf.Tensor:
-    """``(A @ B)[rows[p], cols[p]]`` for each pair ``p``: ``[P]``, without a dense row."""
-    owner, middle, weight = expand_rows(a, rows)
-    entry, found, vals = expand_rows(b, middle)
-    pair = tf.gather(owner, entry)
-    hit = tf.equal(found, tf.gather(cols, pair))
-    products = tf.boolean_mask(tf.gather(weight, entry) * vals, hit)
-    return tf.math.unsorted_segment_sum(products, tf.boolean_mask(pair, hit), tf.size(rows))
-
-
-class Servable(tf.Module):
-    """Lookup tables, popularity and seen items, and the three signatures.
+class Servable:
+    """Lookup tables, popularity and seen items, and the signatures.
 
     Subclasses provide ``_rows(users [B] int32) -> [B, N]``, ``_pairs(users, items) -> [B]``
-    and, where item similarity means something, ``_similar(items [B] int32) -> [B, N]`` and
-    a call to ``_enable_similar()``.
+    and, where item similarity means something, ``_similar(items [B] int32) -> [B, N]`` with
+    ``has_similar = True``.
 
     Args:
         users: [num_users] raw user ids (index = position).
         items: [N] raw item ids.
         popularity: [N] train interaction counts.
-        seen: scipy CSR ``[num_users, N]`` of train and validation interactions.
-        exclude_seen: whether ``recommend`` removes the seen items.
+        seen: scipy CSR ``[num_users, N]`` of train and validation interactions, or None
+            (``export.include_seen: false``: the export does not hold them).
+        exclude_seen: whether ``recommend`` removes the seen items (needs ``seen``).
     """
+
+    has_similar = False
 
     def __init__(
         self,
@@ -106,14 +87,29 @@ class Servable(tf.Module):
         seen: Any,
         exclude_seen: bool,
     ) -> None:
-        super().__init__()
+        if exclude_seen and seen is None:
+            raise ValueError("exclude_seen needs the seen items")
         self.num_users, self.num_items = len(users), len(items)
         self.exclude_seen = bool(exclude_seen)
-        self.user_table = _table(users)
-        self.item_table = _table(items)
-        self.item_vocab = _var(np.asarray(items, dtype=object).astype(str), tf.string)
-        self.popularity = _var(popularity, tf.float32)
-        self.seen = csr_variables(seen)
+        self.user_table = lookup_table(users)
+        self.item_table = lookup_table(items)
+        self.item_vocab = variable(np.asarray(items, dtype=object).astype(str), tf.string)
+        self.popularity = variable(popularity, tf.float32)
+        self.seen = csr_variables(seen) if self.exclude_seen else None
+
+    def endpoints(self) -> dict[str, Endpoint]:
+        """Signature name -> endpoint; the first one is also ``serving_default``."""
+        found = {
+            "score": Endpoint(self.score, [IDS, IDS]),
+            "recommend": Endpoint(self.recommend, [IDS, KS]),
+        }
+        if self.has_similar:
+            found["similar_items"] = Endpoint(self.similar_items, [IDS, KS])
+        return found
+
+    def resources(self) -> list[Any]:
+        """Non-variable state the endpoints use (lookup tables)."""
+        return [self.user_table, self.item_table]
 
     def _rows(self, users: tf.Tensor) -> tf.Tensor:
         raise NotImplementedError
@@ -124,71 +120,60 @@ class Servable(tf.Module):
     def _similar(self, items: tf.Tensor) -> tf.Tensor:
         raise NotImplementedError
 
-    @tf.function(input_signature=[IDS, IDS])
     def score(self, user_id: tf.Tensor, item_id: tf.Tensor) -> dict[str, tf.Tensor]:
-        tf.debugging.assert_equal(
+        check = tf.debugging.assert_equal(
             tf.size(user_id),
             tf.size(item_id),
             message="user_id and item_id must have the same length",
         )
-        users, items = self.user_table.lookup(user_id), self.item_table.lookup(item_id)
+        with tf.control_dependencies([check]):
+            users, items = self.user_table.lookup(user_id), self.item_table.lookup(item_id)
         known = (users >= 0) & (items >= 0)
         scores = self._pairs(tf.maximum(users, 0), tf.maximum(items, 0))
         return {"score": tf.where(known, tf.cast(scores, tf.float32), NEG_INF)}
 
-    @tf.function(input_signature=[IDS, K])
     def recommend(self, user_id: tf.Tensor, k: tf.Tensor) -> dict[str, tf.Tensor]:
         users = self.user_table.lookup(user_id)
+        ks = per_row_k(k, tf.size(users))
         known = users >= 0
         rows = tf.cast(self._rows(tf.maximum(users, 0)), tf.float32)  # [B, N]
         rows = tf.where(known[:, None], rows, self.popularity[None, :])
-        if self.exclude_seen:
+        if self.seen is not None:
             batch, cols, _ = expand_rows(self.seen, tf.where(known, users, self.num_users))
             fill = tf.fill(tf.shape(cols), NEG_INF)
             rows = tf.tensor_scatter_nd_update(rows, tf.stack([batch, cols], axis=1), fill)
-        top = self._top_k(rows, k)
-        return {**top, "known_user": known}
+        return {**self._top_k(rows, ks), "known_user": known}
 
-    def _enable_similar(self) -> None:
-        """Attach the ``similar_items`` function (only models with an item similarity have it)."""
-        self.similar_items = tf.function(self._similar_items, input_signature=[IDS, K])
-
-    def _similar_items(self, item_id: tf.Tensor, k: tf.Tensor) -> dict[str, tf.Tensor]:
+    def similar_items(self, item_id: tf.Tensor, k: tf.Tensor) -> dict[str, tf.Tensor]:
         items = self.item_table.lookup(item_id)
+        ks = per_row_k(k, tf.size(items))
         known = items >= 0
         safe = tf.maximum(items, 0)
         rows = tf.cast(self._similar(safe), tf.float32)  # [B, N]
         itself = tf.stack([tf.range(tf.size(safe)), safe], axis=1)
         rows = tf.tensor_scatter_nd_update(rows, itself, tf.fill(tf.shape(safe), NEG_INF))
         rows = tf.where(known[:, None], rows, NEG_INF)
-        return {**self._top_k(rows, k), "known_item": known}
+        return {**self._top_k(rows, ks), "known_item": known}
 
-    def _top_k(self, rows: tf.Tensor, k: tf.Tensor) -> dict[str, tf.Tensor]:
-        tf.debugging.assert_positive(k, message="k must be at least 1")
-        scores, index = tf.math.top_k(rows, tf.minimum(k, self.num_items))  # [B, k']
-        ids = tf.where(scores > NEG_INF, tf.gather(self.item_vocab, index), "")
-        return {"item_ids": ids, "scores": scores}
-
-    def signatures(self) -> dict[str, Any]:
-        score = self.score.get_concrete_function()
-        found = {"serving_default": score, "score": score}
-        found["recommend"] = self.recommend.get_concrete_function()
-        if hasattr(self, "similar_items"):
-            found["similar_items"] = self.similar_items.get_concrete_function()
-        return found
+    def _top_k(self, rows: tf.Tensor, ks: tf.Tensor) -> dict[str, tf.Tensor]:
+        width = tf.maximum(tf.minimum(tf.reduce_max(ks), self.num_items), 0)
+        scores, index = tf.math.top_k(rows, width)  # [B, W]
+        inside = tf.range(width)[None, :] < ks[:, None]
+        keep = inside & (scores > NEG_INF)
+        ids = tf.where(keep, tf.gather(self.item_vocab, index), "")
+        return {"item_ids": ids, "scores": tf.where(keep, scores, NEG_INF)}
 
 
 class NeuralServable(Servable):
     """A Keras ``NCFModel`` (:class:`~ncf.scorer.KerasModel`); similarity is cosine over
     ``item_embeddings()``."""
 
+    has_similar = True
+
     def __init__(self, form: KerasModel, **common: Any) -> None:
         super().__init__(**common)
         self.model = form.model
-        vectors = np.asarray(self.model.item_embeddings(), dtype=np.float32)
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        self.unit_items = _var(vectors / np.maximum(norms, 1e-12), tf.float32)  # [N, d]
-        self._enable_similar()
+        self.unit_items = variable(unit_rows(self.model.item_embeddings()), tf.float32)  # [N, d]
 
     def _rows(self, users: tf.Tensor) -> tf.Tensor:
         # score_all sizes its item chunks for an unknown batch as if it were 1024 users; one
@@ -207,31 +192,40 @@ class NeuralServable(Servable):
 
 
 class ItemToItemServable(Servable):
-    """``X[u] @ W`` (:class:`~ncf.scorer.ItemToItem`, e.g. item-kNN with W = S^T), sparse.
-
-    ``similar_items`` reads rows of the form's ``similarity``; non-neighbours are padding.
-    """
+    """``X[u] @ W`` (:class:`~ncf.scorer.ItemToItem`): item-kNN (W = S^T, sparse) or EASE
+    (W = B, dense). ``similar_items`` reads rows of the form's ``similarity`` (sparse: entries
+    not stored are padding)."""
 
     def __init__(self, form: ItemToItem, **common: Any) -> None:
         super().__init__(**common)
-        if not sp.issparse(form.weights):
-            raise TypeError("ItemToItemServable serves sparse weights only")
         self.interactions = csr_variables(sp.csr_matrix(form.interactions))  # X [users, items]
-        self.weights = csr_variables(sp.csr_matrix(form.weights))
-        if form.similarity is not None:
-            self.similarity = csr_variables(sp.csr_matrix(form.similarity))
-            self._enable_similar()
+        self.sparse = sp.issparse(form.weights)
+        if self.sparse:
+            self.weights: Any = csr_variables(sp.csr_matrix(form.weights))
+        else:
+            self.weights = variable(np.asarray(form.weights, np.float32), tf.float32)  # [N, N]
+        self.has_similar = form.similarity is not None
+        if sp.issparse(form.similarity):
+            self.similarity: Any = csr_variables(sp.csr_matrix(form.similarity))
+        elif self.has_similar:
+            self.similarity = variable(np.asarray(form.similarity, np.float32), tf.float32)
 
     def _rows(self, users: tf.Tensor) -> tf.Tensor:
-        return sparse_product_rows(self.interactions, self.weights, users, self.num_items)
+        if self.sparse:
+            return sparse_product_rows(self.interactions, self.weights, users, self.num_items)
+        return tf.matmul(dense_rows(self.interactions, users, self.num_items), self.weights)
 
     def _pairs(self, users: tf.Tensor, items: tf.Tensor) -> tf.Tensor:
-        return sparse_product_pairs(self.interactions, self.weights, users, items)
+        if self.sparse:
+            return sparse_product_pairs(self.interactions, self.weights, users, items)
+        owner, cols, vals = expand_rows(self.interactions, users)  # x_uj for the pair's user
+        weights = tf.gather_nd(self.weights, tf.stack([cols, tf.gather(items, owner)], axis=1))
+        return tf.math.unsorted_segment_sum(vals * weights, owner, tf.size(users))
 
     def _similar(self, items: tf.Tensor) -> tf.Tensor:
-        batch, cols, vals = expand_rows(self.similarity, items)
-        rows = tf.fill(tf.stack([tf.size(items), self.num_items]), NEG_INF)
-        return tf.tensor_scatter_nd_update(rows, tf.stack([batch, cols], axis=1), vals)
+        if isinstance(self.similarity, tuple):
+            return dense_rows(self.similarity, items, self.num_items, NEG_INF)
+        return tf.gather(self.similarity, items)
 
 
 class UserToUserServable(Servable):
@@ -249,12 +243,38 @@ class UserToUserServable(Servable):
         return sparse_product_pairs(self.similarity, self.interactions, users, items)
 
 
+class FactorsServable(Servable):
+    """``P[u] . Q[i] + b[i]`` (:class:`~ncf.scorer.Factors`, iALS and other factorisations);
+    similar items are the nearest item factors (cosine)."""
+
+    has_similar = True
+
+    def __init__(self, form: Factors, **common: Any) -> None:
+        super().__init__(**common)
+        self.user_factors = variable(np.asarray(form.user, np.float32), tf.float32)  # [U, d]
+        self.item_factors = variable(np.asarray(form.item, np.float32), tf.float32)  # [N, d]
+        bias = np.zeros(len(form.item)) if form.item_bias is None else form.item_bias
+        self.item_bias = variable(np.asarray(bias, np.float32), tf.float32)  # [N]
+        self.unit_items = variable(unit_rows(form.item), tf.float32)
+
+    def _rows(self, users: tf.Tensor) -> tf.Tensor:
+        users = tf.gather(self.user_factors, users)
+        return tf.matmul(users, self.item_factors, transpose_b=True) + self.item_bias[None, :]
+
+    def _pairs(self, users: tf.Tensor, items: tf.Tensor) -> tf.Tensor:
+        p, q = tf.gather(self.user_factors, users), tf.gather(self.item_factors, items)
+        return tf.reduce_sum(p * q, axis=1) + tf.gather(self.item_bias, items)
+
+    def _similar(self, items: tf.Tensor) -> tf.Tensor:
+        return tf.matmul(tf.gather(self.unit_items, items), self.unit_items, transpose_b=True)
+
+
 class ItemPriorServable(Servable):
     """The same item scores for everyone (:class:`~ncf.scorer.ItemPrior`, popularity)."""
 
     def __init__(self, form: ItemPrior, **common: Any) -> None:
         super().__init__(**common)
-        self.prior = _var(np.asarray(form.scores, np.float32), tf.float32)
+        self.prior = variable(np.asarray(form.scores, np.float32), tf.float32)
 
     def _rows(self, users: tf.Tensor) -> tf.Tensor:
         return tf.tile(self.prior[None, :], tf.stack([tf.size(users), 1]))
@@ -267,6 +287,7 @@ SERVABLES: dict[type, type[Servable]] = {
     KerasModel: NeuralServable,
     ItemToItem: ItemToItemServable,
     UserToUser: UserToUserServable,
+    Factors: FactorsServable,
     ItemPrior: ItemPriorServable,
 }
 
@@ -274,3 +295,17 @@ SERVABLES: dict[type, type[Servable]] = {
 def servable_for(form: Any, **common: Any) -> Servable:
     """The servable of a scorer's ``serving_form()``; ``common`` as :class:`Servable` takes."""
     return SERVABLES[type(form)](form, **common)
+
+
+def write_saved_model(servable: Servable, path: str) -> list[str]:
+    """Write ``servable`` as a SavedModel through Keras' ``ExportArchive``; its signature names."""
+    import keras
+
+    archive = keras.export.ExportArchive()
+    for resource in servable.resources():
+        archive.track(resource)
+    endpoints = servable.endpoints()
+    for name, endpoint in endpoints.items():
+        archive.add_endpoint(name, endpoint.fn, endpoint.specs)
+    archive.write_out(path, verbose=False)
+    return sorted([*endpoints, "serving_default"])

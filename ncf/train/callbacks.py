@@ -9,7 +9,8 @@ They share the phase's :class:`~ncf.train.state.PhaseState`:
 4. :class:`EpochLog` appends the epoch's record (loss, metrics, seconds) to the history and
    logs the one-line summary.
 5. :class:`Checkpointer` saves the epoch's model with its optimizer state, the best weights
-   when the epoch improved, then ``state.json`` (see :mod:`ncf.train.state`).
+   when the epoch improved, then ``state.json`` with their checksums (see
+   :mod:`ncf.train.state` and :mod:`ncf.train.integrity`).
 6. :class:`TensorBoardWriter` writes the epoch scalars and weight histograms with
    ``tf.summary`` directly, so every promised tag is there.
 
@@ -21,13 +22,17 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import keras
 
-from ncf.train.state import PhaseState, remove_stale, save_model, save_state
+from ncf.errors import NcfError
+from ncf.io import library_write_error
+from ncf.train.integrity import BEST_WEIGHTS, CHECKPOINT
+from ncf.train.state import PhaseState, save_best_weights, save_model, save_state
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +94,19 @@ class NanGuard(keras.callbacks.Callback):
         if loss is not None and not math.isfinite(float(loss)):
             self.state.diverged_epoch = self._epoch
             self.model.stop_training = True
+
+
+def divergence_error(state: PhaseState, folder: Path) -> NcfError:
+    """The error that ends a phase whose loss became NaN or infinite (``state.diverged_epoch``)."""
+    where = (
+        f"the last good checkpoint (epoch {state.epoch}) is kept in {folder}"
+        if state.epoch
+        else "no epoch completed, so there is no checkpoint to resume from"
+    )
+    return NcfError(
+        f"training diverged: the loss became NaN or infinite in epoch {(state.diverged_epoch or 0) + 1}; "
+        f"{where}; lower train.learning_rate or add regularisation, then resume or start again"
+    )
 
 
 class EarlyStopping(keras.callbacks.Callback):
@@ -198,7 +216,8 @@ def summary_line(record: dict[str, Any], monitor: str, improved: bool, label: st
 
 
 class Checkpointer(keras.callbacks.Callback):
-    """Writes the epoch checkpoint, the best weights (when improved) and ``state.json``."""
+    """Writes the epoch checkpoint, the best weights (when improved) and ``state.json``,
+    which records both files' checksums; older files are removed by ``save_state``."""
 
     def __init__(self, folder: Path, state: PhaseState) -> None:
         super().__init__()
@@ -208,14 +227,15 @@ class Checkpointer(keras.callbacks.Callback):
         state = self.state
         if state.diverged_epoch is not None:
             return
-        if state.improved:
-            state.best_weights = f"best-{epoch + 1:04d}.weights.h5"
-            save_model(self.model, self.folder / state.best_weights)
         state.epoch = epoch + 1
-        state.checkpoint = f"epoch-{epoch + 1:04d}.keras"
-        save_model(self.model, self.folder / state.checkpoint)
+        state.checkpoint = CHECKPOINT.format(epoch + 1)
+        checkpoint = self.folder / state.checkpoint
+        state.checksums[state.checkpoint] = save_model(self.model, checkpoint)
+        if state.improved:
+            state.best_weights = BEST_WEIGHTS.format(epoch + 1)
+            best = self.folder / state.best_weights
+            state.checksums[state.best_weights] = save_best_weights(checkpoint, best)
         save_state(self.folder, state)  # last: it names the files written above
-        remove_stale(self.folder, {state.checkpoint, state.best_weights or ""})
 
 
 class TensorBoardWriter(keras.callbacks.Callback):
@@ -231,16 +251,30 @@ class TensorBoardWriter(keras.callbacks.Callback):
         super().__init__()
         import tensorflow as tf
 
+        self.log_dir = log_dir
         self.writer = tf.summary.create_file_writer(str(log_dir))
         self.histograms = histograms
         self.state, self.validation = state, validation
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        import tensorflow as tf
-
         if self.state.diverged_epoch is not None:
             return
-        step = epoch + 1
+        with self._user_errors():
+            self._write(epoch + 1, logs)
+
+    @contextmanager
+    def _user_errors(self) -> Iterator[None]:
+        """TensorFlow's failed writes (a full disk) as an NcfError naming the folder."""
+        import tensorflow as tf
+
+        try:
+            yield
+        except tf.errors.OpError as exc:
+            raise library_write_error(self.log_dir, exc.message) from None
+
+    def _write(self, step: int, logs: dict[str, Any] | None) -> None:
+        import tensorflow as tf
+
         with self.writer.as_default():
             for name, value in (logs or {}).items():
                 if not name.startswith("val/"):
@@ -254,10 +288,12 @@ class TensorBoardWriter(keras.callbacks.Callback):
         self.writer.flush()
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
-        self.writer.flush()
+        with self._user_errors():
+            self.writer.flush()
 
     def close(self) -> None:
-        self.writer.close()
+        with self._user_errors():
+            self.writer.close()
 
 
 def current_learning_rate(model: keras.Model) -> float:

@@ -1,8 +1,9 @@
 """Fitting a neural model: a selection phase, then (with ``train.refit``) a refit phase.
 
 1. **Selection** trains on train, validates after every epoch and stops early on
-   ``train.early_stopping``; the best epoch's weights are restored. Its checkpoints are in
-   ``RUN/checkpoints``, its TensorBoard logs in ``RUN/tensorboard``.
+   ``train.early_stopping``; the best epoch's weights are restored (with
+   ``data.split.validation: false`` it trains ``train.epochs`` epochs and keeps the last).
+   Its checkpoints are in ``RUN/checkpoints``, its TensorBoard logs in ``RUN/tensorboard``.
 2. **Refit** (``train.refit``) trains a fresh model (same seed) on train + validation for
    the number of epochs selection chose, with no validation; ``RUN/checkpoints/refit`` and
    ``RUN/tensorboard/refit``. Selection's model is kept as ``RUN/selected.keras``.
@@ -70,7 +71,7 @@ def fit_neural(
             path / "tensorboard",
             config.train.epochs,
             dataset.split,
-            validate=True,
+            validate=config.data.split.validation,
         ),
         model,
         scorer,

@@ -33,7 +33,6 @@ from ncf.config import Config
 from ncf.data.dataset import Dataset
 from ncf.data.pipeline import TrainingStream
 from ncf.data.split import Split
-from ncf.errors import NcfError
 from ncf.evaluation import evaluate
 from ncf.rng import rng_for
 from ncf.train.callbacks import (
@@ -44,6 +43,7 @@ from ncf.train.callbacks import (
     NanGuard,
     TensorBoardWriter,
     Validation,
+    divergence_error,
 )
 from ncf.train.state import PhaseState, load_state
 
@@ -138,11 +138,7 @@ def run_phase(
             )
         if state.diverged_epoch is not None:
             board.close()
-            raise NcfError(
-                f"training diverged: the loss became NaN or infinite in epoch {state.diverged_epoch + 1}; "
-                f"the last good checkpoint (epoch {state.epoch}) is kept in {phase.folder}; "
-                "lower train.learning_rate or add regularisation, then resume or start again"
-            )
+            raise divergence_error(state, phase.folder)
     board.close()
     if phase.validate and not state.stopped and state.epoch >= phase.epochs:
         state.stopped = "epoch cap"

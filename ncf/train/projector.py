@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ncf.io import atomic_write_text
+from ncf.io import atomic_write_text, library_write_error
 
 
 def write_projector(log_dir: Path, embeddings: np.ndarray, run_dir: Path) -> None:
@@ -32,7 +32,10 @@ def write_projector(log_dir: Path, embeddings: np.ndarray, run_dir: Path) -> Non
     atomic_write_text(log_dir / "items.tsv", "\n".join(rows) + "\n")
     variable = tf.Variable(np.asarray(embeddings, np.float32), name="item_embeddings")
     checkpoint = tf.train.Checkpoint(item_embeddings=variable)
-    checkpoint.save(str(log_dir / "embeddings.ckpt"))
+    try:
+        checkpoint.save(str(log_dir / "embeddings.ckpt"))
+    except tf.errors.OpError as exc:  # e.g. the disk is full
+        raise library_write_error(log_dir / "embeddings.ckpt", exc.message) from None
     config = projector.ProjectorConfig()
     embedding = config.embeddings.add()
     embedding.tensor_name = "item_embeddings/.ATTRIBUTES/VARIABLE_VALUE"

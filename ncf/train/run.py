@@ -14,6 +14,12 @@
 A run killed at any point is resumed by running the same command again (or
 ``ncf train --resume RUN``): training continues after the last completed epoch with the
 optimizer state, and draws the same negatives an uninterrupted run would.
+
+Before anything is written the run refuses, with an :class:`~ncf.errors.NcfError`, a split
+without test cases (or without validation cases when validation is on) and a run whose
+estimated memory exceeds what is available (:mod:`ncf.train.resources`). While it trains
+it holds the lock of its folder, and a folder it created is removed again if it fails
+before the first checkpoint (:mod:`ncf.train.lock`).
 """
 
 from __future__ import annotations
@@ -29,14 +35,16 @@ import numpy as np
 from ncf.config import Config
 from ncf.data.dataset import Dataset, load_dataset
 from ncf.data.pairs import pair_keys
-from ncf.data.split import Split
+from ncf.data.split import Split, check_cases
 from ncf.errors import ConfigError, NcfError
 from ncf.evaluation import evaluate
 from ncf.io import read_json, write_json
 from ncf.metrics import METRIC_NAMES
 from ncf.registry import family
 from ncf.train.fitted import Fitted
-from ncf.train.rundir import RunDir, find_resumable, new_run_dir, write_run_inputs
+from ncf.train.lock import claim_run_dir, guarded_run
+from ncf.train.resources import check_memory
+from ncf.train.rundir import RunDir, find_resumable, write_run_inputs
 
 log = logging.getLogger(__name__)
 
@@ -53,21 +61,46 @@ def train(
     resume: bool = True,
     verbose: int = 1,
     extra_callbacks: list[Any] | None = None,
+    evaluate_test: bool = True,
 ) -> RunResult:
     """Train (or resume) the run ``config`` describes; returns its folder and metrics.
 
     ``extra_callbacks`` (Keras callbacks, neural models only) observe both phases after the
-    built-in ones; scripts use them for diagnostics, never to select anything.
+    built-in ones; scripts use them for diagnostics, never to select anything (``ncf tune``
+    prunes trials with one, from validation). ``evaluate_test=False`` leaves the test split
+    unranked (``"test": {}``): a tuning trial must not even see it.
     """
     monitor = monitor_key(config)
-    kind = family(config.model.type)
     path = Path(run_dir) if run_dir else (find_resumable(config) if resume else None)
+    _refuse_finished(path)
+    dataset = load_dataset(config)
+    check_cases(dataset.split, config.data.split, dataset.interactions.description)
+    check_memory(config, dataset)
+    created = path is None or not path.exists()
+    path = path or claim_run_dir(config)
+    with guarded_run(path, created):
+        _refuse_finished(path)  # again, now that no other process can finish it
+        return _run(config, dataset, path, monitor, verbose, extra_callbacks, evaluate_test)
+
+
+def _refuse_finished(path: Path | None) -> None:
     if path is not None and (path / "metrics.json").exists():
         raise NcfError(f"{path} already holds a finished run; choose another --run-dir")
-    if path is not None and (path / "checkpoints" / "state.json").exists():
+
+
+def _run(
+    config: Config,
+    dataset: Dataset,
+    path: Path,
+    monitor: str,
+    verbose: int,
+    extra_callbacks: list[Any] | None,
+    evaluate_test: bool,
+) -> RunResult:
+    """Steps 1 (the run directory's inputs) to 3 of the module docstring, in ``path``."""
+    kind = family(config.model.type)
+    if (path / "checkpoints" / "state.json").exists():
         log.info(f"resuming {path}")
-    path = path or new_run_dir(config)
-    dataset = load_dataset(config)
     _check_same_data(path, dataset)
     write_run_inputs(path, config, dataset)
     log.info(f"run directory: {path}")
@@ -87,7 +120,7 @@ def train(
         "val": fitted.val
         if fitted.val is not None
         else _evaluate(fitted.selected, dataset.split, "val", config),
-        "test": _evaluate(fitted.final, dataset.split, "test", config),
+        "test": _evaluate(fitted.final, dataset.split, "test", config) if evaluate_test else {},
         "history": fitted.history,
         "train_seconds": train_seconds,
         **fitted.extra,
@@ -141,11 +174,12 @@ def _fit_baseline(config: Config, dataset: Dataset, path: Path) -> Fitted:
     """Fit on train; with ``train.refit``, fit again on train + validation for test and export."""
     fit = family(config.model.type).fit
     assert fit is not None, f"{config.model.type} is a baseline family without fit"
-    selected = fit(config.model, dataset.split, _train_ratings(dataset, dataset.split))
+    seed = config.run.seed
+    selected = fit(config.model, dataset.split, _train_ratings(dataset, dataset.split), seed=seed)
     final = selected
     if config.train.refit:
         merged = dataset.split.with_validation_in_train()
-        final = fit(config.model, merged, _train_ratings(dataset, merged))
+        final = fit(config.model, merged, _train_ratings(dataset, merged), seed=seed)
     final.save(path / "baseline")
     return Fitted(selected, final, [], {})
 

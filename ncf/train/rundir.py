@@ -11,11 +11,14 @@ Layout::
       vocab/item_titles.txt  item titles aligned with items.txt (when the data has them)
       vocab/side_features.npz  user and item side-feature matrices (when used)
       checkpoints/         epoch-NNNN.keras (model + optimizer), best-NNNN.weights.h5, state.json
-                           (refit/ the same for the refit phase; see ncf.train.state)
+                           with their checksums, and the epoch before (state.prev.json and its
+                           files) to fall back to (refit/ the same for the refit phase; see
+                           ncf.train.state and ncf.train.integrity)
       tensorboard/         event files and the embedding projector
       model.keras          the final model (best validation epoch, or the refit), or baseline/
       selected.keras       with train.refit: the model chosen on validation (trained on train)
       metrics.json         val and test metrics, history, timings: written last
+      .lock                the advisory lock of the process training the run (its pid)
 
 Every file is written atomically, so a crash never leaves a half-written one; a run is
 complete exactly when ``metrics.json`` exists. Evaluation and export read nothing else.

@@ -8,12 +8,16 @@ separated by ``data.separator`` (the two characters ``\\t`` mean a tab; a separa
 several characters, such as MovieLens' ``::``, is supported too). The file is UTF-8, with or
 without a byte-order mark, and may have Windows (CRLF) line endings.
 
-Ids are kept as text, exactly as written (``"007"`` and ``"7"`` are different users).
-Ratings must be numbers. Timestamps are numbers (unix seconds, or any sortable integer) or
-ISO 8601 datetimes such as ``2021-03-04`` or ``2021-03-04T10:00:00+01:00``, which are
-converted to unix seconds (UTC; a datetime without a zone is read as UTC). A value that is
-not a number is an error naming the file, the 1-based line (the header counts) and the
-column; Parquet errors name the 1-based row instead.
+Ids are kept as text, exactly as written (``"007"`` and ``"7"`` are different users, and so
+are ``" 7"`` and ``"7"``: nothing is stripped; for a file written as ``1, 2, 5`` set
+``data.separator: ", "``). An id that is empty or only spaces is an error. Every row must
+have as many fields as the header (or the first line): a row with extra or missing fields is
+an error naming its line (:mod:`ncf.data.sources.fields`). Ratings must be finite numbers.
+Timestamps are numbers (unix seconds, or any sortable integer, within ±2**53 so that they are
+exact: seconds, milliseconds or microseconds) or ISO 8601 datetimes such as ``2021-03-04`` or
+``2021-03-04T10:00:00+01:00``, which are converted to unix seconds (UTC; a datetime without a
+zone is read as UTC). A value that is not a number is an error naming the file, the 1-based
+line (the header counts) and the column; Parquet errors name the 1-based row instead.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ import pyarrow as pa
 
 from ncf.config import DataConfig
 from ncf.data.interactions import RawData
+from ncf.data.sources.fields import check_field_counts
+from ncf.data.sources.values import MAX_TIMESTAMP, numbers, timestamps
 from ncf.errors import DataError
 
 KEYS = ("user", "item", "rating", "timestamp")
@@ -100,6 +106,7 @@ def read_delimited(
         raise DataError(f"{path}: data.separator is empty; use ',' or '\\t'")
     names = _header_names(path, sep, header, encoding)
     labels = _resolve_columns(columns, names, path, header, hint)
+    check_field_counts(path, sep, header, encoding, quoting)
     try:
         table = _read_fast(path, sep, header, labels, encoding, integer_ids, quoting)
     except (ValueError, OverflowError):
@@ -144,7 +151,7 @@ def read_table(path: Path, sep: str, encoding: str, head: bool = False, **kwargs
         plain = encoding.removesuffix("-sig")
         source = io.BytesIO(data.replace(sep.encode(plain), _UNIT_SEP.encode(plain)))
         sep = _UNIT_SEP
-    options: dict[str, Any] = {"keep_default_na": False, "skipinitialspace": True, "engine": "c"}
+    options: dict[str, Any] = {"keep_default_na": False, "skipinitialspace": False, "engine": "c"}
     options |= kwargs
     try:
         return pd.read_csv(source, sep=sep, encoding=encoding, **options)
@@ -174,10 +181,14 @@ def _read_fast(
 
 
 def _is_clean(table: dict[str, pd.Series]) -> bool:
-    """Whether the fast read has no empty id and no missing or infinite number."""
+    """Whether the fast read has no empty id, no missing or infinite number and no timestamp
+    out of range (the slow path names the line of the first one)."""
     for key, column in table.items():
         if key in ("rating", "timestamp"):
-            if not np.isfinite(column.to_numpy(np.float64)).all():
+            values = column.to_numpy(np.float64)
+            if not np.isfinite(values).all():
+                return False
+            if key == "timestamp" and (np.abs(values) > MAX_TIMESTAMP).any():
                 return False
         elif not pd.api.types.is_integer_dtype(column) and (column.str.strip() == "").any():
             return False
@@ -225,9 +236,9 @@ def _normalise(
         raise DataError(f"{path}: no interactions in the file (only a header?)")
     out: dict[str, object] = {key: _ids(table[key], key, where) for key in ("user", "item")}
     if "rating" in table:
-        out["rating"] = _numbers(table["rating"], "rating", where)
+        out["rating"] = numbers(table["rating"], "rating", where)
     if "timestamp" in table:
-        out["timestamp"] = _timestamps(table["timestamp"], where)
+        out["timestamp"] = timestamps(table["timestamp"], where)
     return pd.DataFrame(out)
 
 
@@ -244,48 +255,6 @@ def _ids(column: pd.Series, key: str, where: Callable[[int], str]) -> pd.Series:
         row = int(np.argmax(empty))
         raise DataError(f"{where(row)}: the {key} id is empty; every row needs a {key}")
     return text.reset_index(drop=True)
-
-
-def _numbers(column: pd.Series, key: str, where: Callable[[int], str]) -> np.ndarray:
-    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
-        values = column.to_numpy(np.float64, na_value=np.nan)
-    else:
-        values = pd.to_numeric(column, errors="coerce").to_numpy(np.float64, na_value=np.nan)
-    bad = ~np.isfinite(values)
-    if bad.any():
-        row = int(np.argmax(bad))
-        raise DataError(f"{where(row)}: {key} {column.iloc[row]!r} is not a number")
-    return values
-
-
-def _timestamps(column: pd.Series, where: Callable[[int], str]) -> np.ndarray:
-    """Unix seconds (int64) from numbers, datetimes or ISO 8601 datetime strings."""
-    if pd.api.types.is_datetime64_any_dtype(column):
-        return _unix_seconds(column, where)
-    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
-        return _numbers(column, "timestamp", where).astype(np.int64)
-    numbers = pd.to_numeric(column, errors="coerce").to_numpy(np.float64, na_value=np.nan)
-    if np.isfinite(numbers).all():
-        return numbers.astype(np.int64)
-    dates = pd.to_datetime(column, format="ISO8601", utc=True, errors="coerce")
-    if np.isfinite(numbers[0]) or dates.isna().all():
-        row = int(np.argmax(~np.isfinite(numbers) if np.isfinite(numbers[0]) else dates.isna()))
-        raise DataError(
-            f"{where(row)}: timestamp {column.iloc[row]!r} is not a number "
-            f"(unix seconds) or an ISO 8601 datetime"
-        )
-    return _unix_seconds(dates, where)
-
-
-def _unix_seconds(dates: pd.Series, where: Callable[[int], str]) -> np.ndarray:
-    if dates.dt.tz is None:
-        dates = dates.dt.tz_localize("UTC")
-    missing = dates.isna().to_numpy()
-    if missing.any():
-        row = int(np.argmax(missing))
-        raise DataError(f"{where(row)}: timestamp is missing or not an ISO 8601 datetime")
-    seconds = (dates - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
-    return seconds.to_numpy(np.int64)
 
 
 def _line_locator(path: Path, header: bool) -> Callable[[int], str]:

@@ -1,0 +1,119 @@
+"""uvicorn's HTTP protocol with JSON errors and limits on what a client may send before the app.
+
+uvicorn answers a request it cannot parse with a plain-text 400; :class:`JsonErrorsProtocol`
+answers ``{"error": ...}`` instead and adds three limits that uvicorn lacks: the URL (414) and
+the header block (431) have a maximum size, and a request's headers must arrive within
+``request_timeout_s`` of the first byte (or of the connection) or the connection is answered
+408 and closed (slow clients cannot hold connections open). The body's own limits are the
+app's (:mod:`ncf.serve.http`). :func:`draining_server` is a uvicorn server that marks the
+app as draining (``/readyz`` 503) as soon as SIGTERM or SIGINT arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http
+import json
+import signal
+from typing import Any
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from ncf.serve.http import Limits, ServingApp
+
+
+class _Rejected(Exception):
+    """Raised inside a parser callback to stop reading the request."""
+
+
+class JsonErrorsProtocol(HttpToolsProtocol):
+    """HttpToolsProtocol with JSON error answers and URL, header and time limits."""
+
+    limits = Limits()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._rejection: tuple[int, str] | None = None
+        self._url_bytes = self._header_bytes = 0
+        self._deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._url_bytes = self._header_bytes = 0
+        self._arm()
+
+    def on_url(self, url: bytes) -> None:
+        self._url_bytes += len(url)
+        if self._url_bytes > self.limits.max_url_bytes:
+            self._rejection = (414, f"the URL is longer than {self.limits.max_url_bytes} bytes")
+            raise _Rejected
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_bytes += len(name) + len(value) + 4
+        if self._header_bytes > self.limits.max_header_bytes:
+            self._rejection = (
+                431,
+                f"the request headers are larger than {self.limits.max_header_bytes} bytes",
+            )
+            raise _Rejected
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._disarm()
+        super().on_headers_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        status, message = self._rejection or (400, f"bad request: {msg}")
+        self._rejection = None
+        body = json.dumps({"error": message}).encode()
+        head = (
+            f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}\r\n"
+            "content-type: application/json\r\n"
+            f"content-length: {len(body)}\r\n"
+            "connection: close\r\n\r\n"
+        )
+        if not self.transport.is_closing():
+            self.transport.write(head.encode("ascii") + body)
+            self.transport.close()
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(self.limits.request_timeout_s, self._too_slow)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _too_slow(self) -> None:
+        self._deadline = None
+        if self.cycle is not None and not self.cycle.response_complete:
+            return  # the request is being answered; the app owns the body's deadline
+        waited = self.limits.request_timeout_s
+        self._rejection = (408, f"the request headers did not arrive within {waited}s")
+        self.send_400_response("")
+
+
+def draining_server(config: uvicorn.Config, app: ServingApp) -> uvicorn.Server:
+    """A uvicorn server that sets ``app.draining`` when asked to exit, and returns normally
+    after the graceful stop (uvicorn would raise the signal again, ending the process with
+    it; ``ncf serve`` instead says it stopped and exits 0). A second SIGINT forces the exit."""
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            app.draining = True
+            if self.should_exit and sig == signal.SIGINT:
+                self.force_exit = True
+            self.should_exit = True
+
+    return Server(config)

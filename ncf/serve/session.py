@@ -1,0 +1,139 @@
+"""Running an export the way TensorFlow Serving does: the TF1 session loader.
+
+:class:`SessionModel` loads ``saved_model.pb`` with ``tf.compat.v1.saved_model.loader.load``
+(the loader TF Serving and ``saved_model_cli run`` use) into a graph of its own and runs a
+signature by its SignatureDef: the request's named tensors are fed to the signature's input
+tensors, its output tensors fetched. Before running, the inputs are checked as TF Serving's
+``PreProcessPrediction`` checks them (same set of names, same message); the feeds' shapes are
+not checked against the signature, exactly as TF Serving does not. Errors keep TensorFlow's
+status code (:data:`HTTP_STATUS` maps it as TF Serving's REST server does) and message.
+
+Calls are thread-safe (``Session`` releases the GIL while it runs) and cheap: one
+``CallableOptions`` callable per signature, built once.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# TensorFlow status code -> HTTP status, as TF Serving's http_server.cc ToHTTPStatusCode.
+HTTP_STATUS = {
+    1: 499,  # CANCELLED
+    2: 500,  # UNKNOWN
+    3: 400,  # INVALID_ARGUMENT
+    4: 504,  # DEADLINE_EXCEEDED
+    5: 404,  # NOT_FOUND
+    6: 409,  # ALREADY_EXISTS
+    7: 403,  # PERMISSION_DENIED
+    8: 429,  # RESOURCE_EXHAUSTED
+    9: 400,  # FAILED_PRECONDITION
+    10: 409,  # ABORTED
+    11: 400,  # OUT_OF_RANGE
+    12: 501,  # UNIMPLEMENTED
+    13: 500,  # INTERNAL
+    14: 503,  # UNAVAILABLE
+    15: 500,  # DATA_LOSS
+    16: 401,  # UNAUTHENTICATED
+}
+
+
+class ServingError(Exception):
+    """A failed request: HTTP status and the message for ``{"error": ...}``."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+class SessionModel:
+    """A SavedModel loaded with the TF1 session loader. Args: path: the version folder."""
+
+    def __init__(self, path: str | Path) -> None:
+        import tensorflow as tf
+
+        self.path = Path(path)
+        graph = tf.Graph()
+        self.session = tf.compat.v1.Session(graph=graph)
+        logger, level = tf.get_logger(), tf.get_logger().level
+        logger.setLevel("ERROR")  # the TF1 loader's deprecation notice and "Restoring ..."
+        try:
+            with graph.as_default():
+                meta = tf.compat.v1.saved_model.loader.load(self.session, ["serve"], str(path))
+        finally:
+            logger.setLevel(level)
+        self.signature_defs = {
+            name: sig for name, sig in meta.signature_def.items() if not name.startswith("__")
+        }
+        self._callables: dict[str, tuple[list[str], list[str], Any]] = {}
+        self._lock = threading.Lock()
+
+    def inputs(self, name: str) -> dict[str, np.dtype]:
+        """Input name -> numpy dtype of signature ``name`` (which must exist)."""
+        from tensorflow import as_dtype
+
+        sig = self.signature_defs[name]
+        return {key: as_dtype(info.dtype).as_numpy_dtype for key, info in sig.inputs.items()}
+
+    def run(self, name: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Outputs of signature ``name`` for the named ``feeds``; :class:`ServingError` on failure."""
+        import tensorflow as tf
+
+        inputs, outputs, call = self._callable(name)
+        check_input_names(set(feeds), set(inputs))
+        try:
+            values = call(*[feeds[key] for key in inputs])
+        except tf.errors.OpError as exc:
+            raise ServingError(HTTP_STATUS.get(exc.error_code, 500), exc.message) from None
+        return dict(zip(outputs, values, strict=True))
+
+    def _callable(self, name: str) -> tuple[list[str], list[str], Any]:
+        found = self._callables.get(name)
+        if found is None:
+            from tensorflow.core.protobuf import config_pb2
+
+            sig = self.signature_defs[name]
+            inputs, outputs = sorted(sig.inputs), sorted(sig.outputs)
+            options = config_pb2.CallableOptions()
+            options.feed.extend(sig.inputs[key].name for key in inputs)
+            options.fetch.extend(sig.outputs[key].name for key in outputs)
+            with self._lock:
+                call = self.session._make_callable_from_options(options)
+            found = self._callables[name] = (inputs, outputs, call)
+        return found
+
+    def warm_up(self) -> None:
+        """Run every signature once (on unknown ids), so the first request is not slow."""
+        for name in self.signature_defs:
+            feeds = {
+                key: np.array([b""], dtype=object)
+                if np.dtype(dtype).kind == "O"
+                else np.ones(1, dtype)
+                for key, dtype in self.inputs(name).items()
+            }
+            self.run(name, feeds)
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def check_input_names(given: set[str], wanted: set[str]) -> None:
+    """TF Serving's check of a request's input names against the signature's."""
+    if len(given) != len(wanted):
+        raise ServingError(
+            400,
+            f"input size does not match signature: {len(given)}!={len(wanted)} "
+            f"len({{{','.join(sorted(given))}}}) != len({{{','.join(sorted(wanted))}}}). "
+            f"Sent extra: {{{','.join(sorted(given - wanted))}}}. "
+            f"Missing but required: {{{','.join(sorted(wanted - given))}}}.",
+        )
+    extra = sorted(given - wanted)
+    if extra:
+        raise ServingError(
+            400,
+            f"input tensor alias not found in signature: {extra[0]}. "
+            f"Inputs expected to be in the set {{{','.join(sorted(wanted))}}}.",
+        )

@@ -1,0 +1,145 @@
+"""Checksums and sanity checks that make a phase folder refuse bad state loudly.
+
+``state.json`` (see :mod:`ncf.train.state`) is *sealed*: it carries ``"sha256"``, the SHA-256
+of its own content in canonical form (``json.dumps(payload, sort_keys=True,
+separators=(",", ":"))`` without the ``sha256`` key), and ``"checksums"``, the SHA-256 of each
+checkpoint file it names, recorded when that file was written. Before a phase resumes,
+:func:`verify_state` checks, in order:
+
+1. the file is non-empty UTF-8 JSON holding an object, and its own checksum matches;
+2. every field has its type and range: ``epoch`` >= 1, one history record per epoch,
+   ``best_epoch`` in ``1..epoch``, ``wait`` >= 0;
+3. the files it names are exactly ``epoch-<epoch>.keras`` and ``best-<best_epoch>.weights.h5``:
+   plain names inside the phase folder (no other path can be named, and a symbolic link
+   leading out of the folder is refused);
+4. each named file exists and its SHA-256 matches the recorded one.
+
+A ``state.json`` written before checksums existed (no ``sha256`` key at all) passes steps 2
+and 3 and the existence part of 4, with a warning. Anything else raises
+:class:`CorruptState`, whose message names the file and what is wrong with it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+SEAL = "sha256"
+CHECKPOINT = "epoch-{:04d}.keras"  # the model after that epoch, with its optimizer state
+BEST_WEIGHTS = "best-{:04d}.weights.h5"  # the weights of the best epoch so far
+
+
+class CorruptState(Exception):
+    """A state or checkpoint file that must not be resumed from; the message names it."""
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 (hex) of the file at ``path``, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _canonical(payload: dict[str, Any]) -> bytes:
+    body = {k: v for k, v in payload.items() if k != SEAL}
+    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+
+
+def seal(payload: dict[str, Any]) -> dict[str, Any]:
+    """``payload`` with its own checksum added under ``"sha256"`` (JSON-ready values only)."""
+    return {**payload, SEAL: hashlib.sha256(_canonical(payload)).hexdigest()}
+
+
+def verify_state(path: Path) -> dict[str, Any]:
+    """The sealed payload of the state file at ``path`` once every check above passed."""
+    payload = _read(path)
+    if SEAL in payload:
+        if payload[SEAL] != hashlib.sha256(_canonical(payload)).hexdigest():
+            raise CorruptState(f"{path}: checksum mismatch: the file was changed or corrupted")
+    else:
+        log.warning(f"{path}: written before checkpoints carried checksums; not verified")
+    _check_fields(path, payload)
+    for name in named_files(payload):
+        _check_file(path, payload, name)
+    return payload
+
+
+def named_files(payload: dict[str, Any]) -> list[str]:
+    """The checkpoint file names a state payload refers to."""
+    names = [payload.get("checkpoint"), payload.get("best_weights")]
+    return [n for n in names if isinstance(n, str)]
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise CorruptState(f"{path}: cannot read it ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise CorruptState(f"{path}: not UTF-8 text: the file is corrupt") from None
+    if not text.strip():
+        raise CorruptState(f"{path}: the file is empty")
+    try:
+        payload = json.loads(text)
+    except ValueError as exc:
+        raise CorruptState(f"{path}: not valid JSON ({exc}): truncated or corrupt") from None
+    if not isinstance(payload, dict):
+        raise CorruptState(f"{path}: expected a JSON object")
+    return payload
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_fields(path: Path, payload: dict[str, Any]) -> None:
+    """Types, ranges and the file names bound to the epoch numbers (steps 2 and 3)."""
+    epoch: Any = payload.get("epoch")
+    best_epoch: Any = payload.get("best_epoch")
+    if not _is_int(epoch) or epoch < 1:
+        raise CorruptState(f"{path}: epoch must be a whole number >= 1, got {epoch!r}")
+    history = payload.get("history")
+    if not isinstance(history, list) or len(history) != epoch:
+        found = len(history) if isinstance(history, list) else history
+        raise CorruptState(f"{path}: epoch {epoch} needs {epoch} history records, found {found}")
+    if best_epoch is not None and (not _is_int(best_epoch) or not 1 <= best_epoch <= epoch):
+        raise CorruptState(f"{path}: best_epoch must be in 1..{epoch}, got {best_epoch!r}")
+    if not _is_int(payload.get("wait")) or payload["wait"] < 0:
+        raise CorruptState(f"{path}: wait must be a whole number >= 0")
+    if payload.get("stopped") is not None and not isinstance(payload["stopped"], str):
+        raise CorruptState(f"{path}: stopped must be text or null")
+    expected = {
+        "checkpoint": CHECKPOINT.format(epoch),
+        "best_weights": None if best_epoch is None else BEST_WEIGHTS.format(best_epoch),
+    }
+    for key, name in expected.items():
+        if payload.get(key) != name:
+            raise CorruptState(
+                f"{path}: {key} must be {name!r} (a file of the same folder), got {payload.get(key)!r}"
+            )
+
+
+def _check_file(path: Path, payload: dict[str, Any], name: str) -> None:
+    """Step 4 for one named file: inside the folder, present, and its checksum matches."""
+    folder = path.parent
+    target = folder / name
+    if target.is_symlink() or target.resolve().parent != folder.resolve():
+        raise CorruptState(f"{target}: not a plain file of {folder}; refusing to load it")
+    if not target.is_file():
+        raise CorruptState(f"{target}: missing (named by {path.name})")
+    if SEAL not in payload:
+        if target.stat().st_size == 0:
+            raise CorruptState(f"{target}: the file is empty")
+        return
+    recorded = (payload.get("checksums") or {}).get(name)
+    if recorded is None:
+        raise CorruptState(f"{path}: no checksum recorded for {name}")
+    if file_sha256(target) != recorded:
+        raise CorruptState(f"{target}: checksum mismatch: the file is corrupt or was replaced")

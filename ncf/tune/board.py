@@ -1,0 +1,141 @@
+"""What a study shows: TensorBoard's HParams dashboard and a leaderboard (Markdown and CSV).
+
+**HParams** (TensorBoard's hparams plugin): the study folder's ``tensorboard/`` holds the
+experiment (every searched key with its domain, and the validation metrics), and one run per
+trial, ``tensorboard/trial-NNNN``, with the trial's values and its validation metrics (the
+model chosen on validation: step = its epoch) plus the monitored metric of every epoch under
+``epoch/<metric>``. ``tensorboard --logdir STUDY/tensorboard`` shows them.
+
+**Leaderboard**: ``leaderboard.md`` and ``leaderboard.csv``, one row per trial, completed
+trials first by the monitored validation metric, then pruned, failed and unfinished ones.
+Only validation figures appear: the test split is ranked once, by the refit, never here.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from ncf.io import atomic_write_text
+from ncf.tune.space import SearchSpace
+
+METRICS = ("sampled/NDCG@10", "sampled/HR@10", "full/NDCG@10", "full/HR@10")
+_ORDER = {"COMPLETE": 0, "PRUNED": 1, "FAIL": 2, "RUNNING": 3, "WAITING": 4}
+
+
+def hparam_value(value: Any) -> bool | int | float | str:
+    """A value the hparams plugin accepts (lists become their JSON text)."""
+    return value if isinstance(value, bool | int | float | str) else json.dumps(value)
+
+
+def write_experiment(log_dir: Path, space: SearchSpace, monitor: str) -> None:
+    """The experiment summary (domains and metrics), once per study folder."""
+    if log_dir.is_dir() and any(log_dir.glob("events.out.tfevents.*")):
+        return
+    import tensorflow as tf
+    from tensorboard.plugins.hparams import api as hp
+
+    hparams = []
+    for name, param in space.params.items():
+        if param.choices is not None:
+            domain: Any = hp.Discrete([hparam_value(c) for c in param.choices])
+        elif param.is_int:
+            domain = hp.IntInterval(int(param.low), int(param.high))  # type: ignore[arg-type]
+        else:
+            domain = hp.RealInterval(float(param.low), float(param.high))  # type: ignore[arg-type]
+        hparams.append(hp.HParam(name, domain))
+    tags = dict.fromkeys([monitor, *(f"val/{m}" for m in METRICS)])
+    metrics = [hp.Metric(tag, display_name=tag) for tag in tags]
+    metrics.append(hp.Metric("trial/seconds", display_name="seconds"))
+    writer = tf.summary.create_file_writer(str(log_dir))
+    with writer.as_default():
+        hp.hparams_config(hparams=hparams, metrics=metrics)
+    writer.close()
+
+
+def write_trial(log_dir: Path, space: SearchSpace, trial: optuna.trial.FrozenTrial) -> None:
+    """One HParams run for a finished trial: its values, validation metrics and curve."""
+    import tensorflow as tf
+    from tensorboard.plugins.hparams import api as hp
+
+    values = {name: hparam_value(v) for name, v in space.decode(trial.params).items()}
+    writer = tf.summary.create_file_writer(str(log_dir / f"trial-{trial.number:04d}"))
+    with writer.as_default():
+        hp.hparams(values, trial_id=f"trial-{trial.number:04d}")
+        for epoch, value in sorted(trial.intermediate_values.items()):
+            tf.summary.scalar(
+                f"epoch/{trial.user_attrs.get('monitor', 'value')}", value, step=epoch
+            )
+        step = int(trial.user_attrs.get("best_epoch") or 1)
+        for key, value in trial.user_attrs.items():
+            if key.startswith("val/") and value is not None:
+                tf.summary.scalar(key, float(value), step=step)
+        if trial.user_attrs.get("seconds") is not None:
+            tf.summary.scalar("trial/seconds", float(trial.user_attrs["seconds"]), step=step)
+    writer.close()
+
+
+def leaderboard_rows(study: optuna.Study, space: SearchSpace, monitor: str) -> list[dict[str, Any]]:
+    """One row per trial, best first (module docstring)."""
+    rows = []
+    for trial in study.get_trials(deepcopy=False):
+        attrs = trial.user_attrs
+        row: dict[str, Any] = {
+            "trial": trial.number,
+            "state": trial.state.name,
+            monitor: trial.value if trial.state.name == "COMPLETE" else None,
+        }
+        for metric in METRICS:
+            if f"val/{metric}" != monitor:
+                row[f"val/{metric}"] = attrs.get(f"val/{metric}")
+        row["best epoch"] = attrs.get("best_epoch")
+        row["epochs reported"] = len(trial.intermediate_values) or None
+        row["seconds"] = attrs.get("seconds")
+        row.update(space.decode(trial.params))
+        row["note"] = attrs.get("note") or attrs.get("error") or ""
+        rows.append(row)
+    rows.sort(key=lambda r: (_ORDER.get(r["state"], 5), -(r[monitor] or 0.0), r["trial"]))
+    return rows
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) >= 1e-3 or value == 0 else f"{value:.3g}"
+    if isinstance(value, list):
+        return "[" + ",".join(str(v) for v in value) + "]"
+    return str(value).replace("|", "/").replace("\n", " ")
+
+
+def to_markdown(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "(no trials yet)\n"
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join(" --- " for _ in columns) + "|"]
+    lines += ["| " + " | ".join(_cell(row.get(c)) for c in columns) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: json.dumps(v) if isinstance(v, list) else v for k, v in row.items()})
+    return buffer.getvalue()
+
+
+def write_leaderboard(folder: Path, study: optuna.Study, space: SearchSpace, monitor: str) -> str:
+    """Write ``leaderboard.md`` and ``leaderboard.csv``; returns the Markdown."""
+    rows = leaderboard_rows(study, space, monitor)
+    text = to_markdown(rows)
+    atomic_write_text(folder / "leaderboard.md", text)
+    atomic_write_text(folder / "leaderboard.csv", to_csv(rows))
+    return text
