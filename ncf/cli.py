@@ -194,17 +194,25 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_recommend(args: argparse.Namespace) -> int:
     from ncf.serve.client import Export, format_ranked, ranked_json
 
-    if args.user is None:
+    if args.explain and args.user is None:
+        raise NcfError("--explain goes with --user ID (the user's own items are the reasons)")
+    if args.user is None and args.history is None:
         return _recommend_many(args)
     if args.out:
-        raise NcfError("--out goes with --all or --users FILE; --user prints one list")
+        raise NcfError("--out goes with --all or --users FILE; --user and --history print one list")
     export = Export(args.export_dir)
-    ranked = export.recommend([args.user], args.k)[0]
+    what = "user" if args.history is None else "history"
+    if args.history is not None:
+        ranked = export.recommend_from_history(args.history.split(","), args.k)
+    elif args.explain:
+        ranked = export.explain([args.user], args.k)[0]
+    else:
+        ranked = export.recommend([args.user], args.k)[0]
     meaning = export.score_meaning if ranked.known else export.fallback_meaning
     if args.json:
-        _print_json(ranked_json(ranked, "user", meaning))
+        _print_json(ranked_json(ranked, what, meaning))
     else:
-        print(format_ranked(ranked, "user", meaning))
+        print(format_ranked(ranked, what, meaning))
     return 0
 
 
@@ -327,6 +335,17 @@ def _add_serving_commands(sub: argparse._SubParsersAction) -> None:
     who.add_argument("--user", metavar="ID", help="raw id, as in the data: print one list")
     who.add_argument("--all", action="store_true", help="every user in the export (needs --out)")
     who.add_argument("--users", metavar="FILE", help="a file of user ids, one per line (--out)")
+    who.add_argument(
+        "--history",
+        metavar="ITEM,ITEM,...",
+        help="item ids a user unknown to the export just interacted with: their top-k "
+        "(recommend_from_history; the items themselves are not recommended)",
+    )
+    recommend.add_argument(
+        "--explain",
+        action="store_true",
+        help="with --user: each item with the user's own items that contributed most",
+    )
     recommend.add_argument("--out", metavar="FILE", help="with --all/--users: .parquet or .csv")
     recommend.add_argument(
         "--batch-size", type=int, default=1024, help="users per call with --all/--users"

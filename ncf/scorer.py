@@ -82,21 +82,30 @@ class ItemToItem:
 
 @dataclass(frozen=True)
 class UserToUser:
-    """``s(u, i) = (S X)[u, i]`` with S [users, users] (user-kNN); no item similarity."""
+    """``s(u, i) = (S X)[u, i]`` with S [users, users] (user-kNN); no item similarity.
+
+    ``neighbours`` and ``shrinkage`` are how S was built (shrunk cosine, top ``neighbours``
+    per row): a new user's row of S is built the same way (``recommend_from_history``)."""
 
     similarity: Any
     interactions: Any
+    neighbours: int = 100
+    shrinkage: float = 0.0
 
 
 @dataclass(frozen=True)
 class Factors:
     """``s(u, i) = <p_u, q_i> + b_i``: user factors P [users, d], item factors Q [items, d]
     and optional item biases b [items] (iALS and other matrix factorisations). Similar items
-    are the nearest item factors (cosine)."""
+    are the nearest item factors (cosine). A new user's factors solve the iALS user step
+    ``(Q^T Q + alpha Q_h^T Q_h + l2 I) p = (1 + alpha) Q_h^T 1`` for their history h
+    (``alpha = 0``: ridge regression)."""
 
     user: np.ndarray
     item: np.ndarray
     item_bias: np.ndarray | None = None
+    l2: float = 1.0
+    alpha: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -185,7 +185,8 @@ class IALS:
         return np.einsum("bd,bcd->bc", user, self.item_factors[np.asarray(items)])
 
     def serving_form(self) -> Factors:
-        return Factors(self.user_factors, self.item_factors)
+        l2, alpha = float(self.params["l2"]), float(self.params["alpha"])
+        return Factors(self.user_factors, self.item_factors, l2=l2, alpha=alpha)
 
     def save(self, directory: str | os.PathLike[str]) -> None:
         arrays = {"user_factors": self.user_factors, "item_factors": self.item_factors}

@@ -249,7 +249,7 @@ class UserKNN(_NeighbourModel):
         return (self.similarity[users] @ x).toarray()
 
     def serving_form(self) -> UserToUser:
-        return UserToUser(self.similarity, self.interactions)
+        return UserToUser(self.similarity, self.interactions, self.neighbours, self.shrinkage)
 
 
 def _fit(cls: type[_Model]):

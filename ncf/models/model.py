@@ -293,6 +293,21 @@ class NCFModel(keras.Model):
         scores = ops.reshape(ops.transpose(blocks, (1, 0, 2)), (-1, chunks * chunk))
         return scores[:, : self.num_items]
 
+    def user_parts(self, users: Any) -> list[Any]:
+        """A user's representation as the head sees it: every user tower's output ``[B, d_t]``
+        and, for mf, the user bias ``[B]`` (the fold-in of a new user optimises these)."""
+        return self._user_parts(ops.convert_to_tensor(users, dtype="int32"))
+
+    def item_parts(self, items: Any) -> list[Any]:
+        """The items' side of the head: item tower outputs and, for mf, the item bias."""
+        return self._item_parts(ops.convert_to_tensor(items, dtype="int32"))
+
+    def score_parts(self, user_parts: list[Any], item_parts: list[Any] | None = None) -> Any:
+        """Scores ``[B, N]`` of every item for users given by ``user_parts`` (unchunked)."""
+        if item_parts is None:
+            item_parts = self._item_parts(ops.arange(self.num_items, dtype="int32"))
+        return self.head.from_factors(*self.head.factors(_interleave(user_parts, item_parts)))
+
     def _item_chunk(self, batch: int | None) -> int:
         """Items per block so that a ``[B, chunk, width]`` pair tensor stays within budget."""
         if self.head_type in ("mf", "gmf"):

@@ -6,7 +6,8 @@ oldest request and, if its signature is row-wise (:data:`ROW_WISE`), every other
 request of the same signature, up to ``max_rows`` rows in all, and runs them as one call:
 inputs concatenated along the batch dimension, outputs split back by rows. No request waits
 for a batch to fill: under light load each runs alone; under heavy load the batches grow and
-the per-call cost is shared (TF Serving's ``--enable_batching`` does the same).
+the per-call cost is shared (TF Serving's ``--enable_batching`` does the same). Histories
+(``recommend_from_history``) of different lengths are padded with ``""`` to be merged.
 
 Merging is invisible to a request (scores may differ in the last bit: a matrix product of
 another batch size may sum in another order): the signatures of :data:`ROW_WISE` compute
@@ -29,7 +30,9 @@ import numpy as np
 from ncf.serve.session import ServingError, SessionModel
 
 # Signatures whose output row b depends only on input row b (safe to merge requests).
-ROW_WISE = frozenset({"serving_default", "score", "recommend", "similar_items"})
+ROW_WISE = frozenset(
+    {"serving_default", "score", "recommend", "similar_items", "recommend_from_history", "explain"}
+)
 
 
 @dataclass
@@ -118,7 +121,7 @@ class Batcher:
 
     def _merged(self, group: list[Job]) -> list[dict[str, np.ndarray]]:
         names = group[0].feeds
-        feeds = {name: np.concatenate([_spread(j, name) for j in group]) for name in names}
+        feeds = {name: _concatenate([_spread(j, name) for j in group]) for name in names}
         outputs = self.model.run(group[0].signature, feeds)
         results, start = [], 0
         for job in group:
@@ -126,7 +129,7 @@ class Batcher:
             part = {}
             for name, value in outputs.items():
                 rows = value[start : start + job.rows]
-                part[name] = rows[:, :width] if rows.ndim == 2 and width is not None else rows
+                part[name] = rows[:, :width] if rows.ndim >= 2 and width is not None else rows
             results.append(part)
             start += job.rows
         return results
@@ -151,6 +154,15 @@ def _rows(signature: str, feeds: dict[str, np.ndarray]) -> int:
     if k is not None and (k.ndim != 1 or k.size < 1 or int(k.min()) < 1):
         return 0  # let it fail alone
     return rows
+
+
+def _concatenate(parts: list[np.ndarray]) -> np.ndarray:
+    """Rows of several requests as one input; string matrices of different widths (histories)
+    are padded with ``b""``, which the signatures ignore."""
+    if parts[0].ndim == 2 and parts[0].dtype == object:
+        width = max(p.shape[1] for p in parts)
+        parts = [np.pad(p, [(0, 0), (0, width - p.shape[1])], constant_values=b"") for p in parts]
+    return np.concatenate(parts)
 
 
 def _one_k(name: str, value: np.ndarray) -> bool:

@@ -12,6 +12,10 @@ code is needed) and reads ``assets/model.json`` and the item titles when present
 - ``Export.score_meaning`` says what the scores are (logit, similarity, popularity count...).
 - ``Export.similar(item_ids, k) -> list[Ranked]`` calls ``similar_items``; an unknown item,
   or an export without that signature (popularity, user-kNN), is an :class:`NcfError`.
+- ``Export.recommend_from_history(item_ids, k) -> Ranked`` calls ``recommend_from_history``
+  for one user unknown at training time (``Ranked.known``: some history item was known).
+- ``Export.explain(user_ids, k) -> list[Ranked]``: ``recommend`` plus, in each row,
+  ``because``: the user's own items that contributed most, with their weights.
 
 ``k`` must lie in ``1..num_items``; padding slots (``""`` ids) are dropped from the lists.
 The HTTP server is in :mod:`ncf.serve.http`, batch recommendations in :mod:`ncf.serve.batch`.
@@ -34,6 +38,7 @@ class Ranked:
     query: str
     known: bool
     rows: list[dict[str, Any]] = field(default_factory=list)  # rank, item_id, score[, title]
+    unknown: list[str] = field(default_factory=list)  # history ids the export does not know
 
 
 def resolve_export(path: str | Path) -> Path:
@@ -79,6 +84,7 @@ class Export:
         self.default_k = int(self.info.get("default_k", 10))
         self.score_meaning = str(self.info.get("score", "score (higher is better)"))
         self.fallback_meaning = str(self.info.get("fallback_score", "popularity count"))
+        self._items: set[str] | None = None
 
     def user_ids(self) -> list[str]:
         """Every user id the export knows, in index order."""
@@ -117,6 +123,45 @@ class Export:
         """Top-``k`` items for each user (popularity fallback for unknown users)."""
         return self._ranked("recommend", "user_id", "known_user", user_ids, k)
 
+    def recommend_from_history(self, item_ids: list[str], k: int | None = None) -> Ranked:
+        """Top-``k`` items for a user who is not in the export, from the items they used."""
+        if not item_ids:
+            raise NcfError("--history: give at least one item id, e.g. --history 50,172,181")
+        if any(not item for item in item_ids):
+            raise NcfError(f"--history {','.join(item_ids)!r}: an empty item id (two commas?)")
+        unknown = [i for i in item_ids if not self.knows_item(i)]
+        out = self.call("recommend_from_history", history=[item_ids], k=[self.check_k(k)])
+        known = int(out["known_items"][0]) > 0
+        return Ranked(",".join(item_ids), known, self._rows(*_first(out)), unknown)
+
+    def explain(self, user_ids: list[str], k: int | None = None) -> list[Ranked]:
+        """``recommend``, each item with ``because``: [{item_id, weight[, title]}], best first."""
+        out = self.call("explain", user_id=[str(u) for u in user_ids], k=[self.check_k(k)])
+        found = []
+        for b, user in enumerate(user_ids):
+            rows = self._rows(out["item_ids"][b], out["scores"][b])
+            for row, ids, weights in zip(
+                rows, out["because_ids"][b], out["because_weights"][b], strict=False
+            ):
+                row["because"] = [
+                    {"item_id": i.decode("utf-8"), "weight": float(w), **self._title(i)}
+                    for i, w in zip(ids, weights, strict=True)
+                    if i
+                ]
+            found.append(Ranked(str(user), bool(out["known_user"][b]), rows))
+        return found
+
+    def knows_item(self, item_id: str) -> bool:
+        if self._items is None:
+            path = self.path / "assets" / "items.txt"
+            self._items = set(path.read_text(encoding="utf-8").splitlines())
+        return item_id in self._items
+
+    def _title(self, item: bytes) -> dict[str, str]:
+        if self.titles is None:
+            return {}
+        return {"title": self.titles.get(item.decode("utf-8"), "")}
+
     def similar(self, item_ids: list[str], k: int | None = None) -> list[Ranked]:
         """The ``k`` nearest items of each item; an unknown item is an error."""
         found = self._ranked("similar_items", "item_id", "known_item", item_ids, k)
@@ -148,6 +193,10 @@ class Export:
         return rows
 
 
+def _first(out: dict[str, Any]) -> tuple[Any, Any]:
+    return out["item_ids"][0], out["scores"][0]
+
+
 def _titles(assets: Path) -> dict[str, str] | None:
     titles, items = assets / "item_titles.txt", assets / "items.txt"
     if not (titles.is_file() and items.is_file()):
@@ -159,14 +208,22 @@ def _titles(assets: Path) -> dict[str, str] | None:
 
 def format_ranked(ranked: Ranked, what: str, meaning: str = "") -> str:
     """A plain table with a header: rank, item id, score and title (when known); then what
-    the score means (``meaning``)."""
+    the score means (``meaning``). ``what``: ``user``, ``history`` or ``item``. Rows with
+    ``because`` (explanations) get one more line each."""
     lines = []
+    if ranked.unknown:
+        lines.append(f"not in the export, ignored: {', '.join(ranked.unknown)}")
     if what == "user" and not ranked.known:
         lines.append(f"user {ranked.query!r} is unknown: showing the most popular items instead")
+    elif what == "history" and not ranked.known:
+        lines.append("no history item is in the export: showing the most popular items instead")
     else:
-        lines.append(
-            f"{'recommendations for user' if what == 'user' else 'items similar to'} {ranked.query!r}:"
-        )
+        heading = {
+            "user": "recommendations for user",
+            "history": "recommendations for a user who interacted with",
+            "item": "items similar to",
+        }[what]
+        lines.append(f"{heading} {ranked.query!r}:")
     if not ranked.rows:
         lines.append("  (no items left to recommend)")
     else:
@@ -176,6 +233,12 @@ def format_ranked(ranked: Ranked, what: str, meaning: str = "") -> str:
     for row in ranked.rows:
         title = f"  {row['title']}" if row.get("title") else ""
         lines.append(f"{row['rank']:>4}  {row['item_id']:<{width}}  {row['score']:>10.4f}{title}")
+        if "because" in row:
+            reasons = [
+                f"{r['item_id']}{' ' + r['title'] if r.get('title') else ''} ({r['weight']:.3f})"
+                for r in row["because"]
+            ]
+            lines.append(f"      because: {'; '.join(reasons) or '(no item of the user)'}")
     if meaning and ranked.rows:
         lines.append(f"score: {meaning}")
     return "\n".join(lines)
@@ -183,9 +246,12 @@ def format_ranked(ranked: Ranked, what: str, meaning: str = "") -> str:
 
 def ranked_json(ranked: Ranked, what: str, meaning: str = "") -> dict[str, Any]:
     payload: dict[str, Any] = {what: ranked.query, "known": ranked.known}
+    if what == "history":
+        payload[what] = ranked.query.split(",")
+        payload["unknown_items"] = ranked.unknown
     if meaning:
         payload["score"] = meaning
-    if what == "user":
+    if what in ("user", "history"):
         payload["fallback"] = None if ranked.known else "popularity"
     payload["items"] = ranked.rows
     return payload

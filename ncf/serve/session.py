@@ -107,13 +107,15 @@ class SessionModel:
 
     def warm_up(self) -> None:
         """Run every signature once (on unknown ids), so the first request is not slow."""
-        for name in self.signature_defs:
-            feeds = {
-                key: np.array([b""], dtype=object)
-                if np.dtype(dtype).kind == "O"
-                else np.ones(1, dtype)
-                for key, dtype in self.inputs(name).items()
-            }
+        for name, sig in self.signature_defs.items():
+            feeds = {}
+            for key, dtype in self.inputs(name).items():
+                shape = [1] * max(1, len(sig.inputs[key].tensor_shape.dim))  # histories: [1, 1]
+                feeds[key] = (
+                    np.full(shape, b"", dtype=object)
+                    if np.dtype(dtype).kind == "O"
+                    else np.ones(shape, dtype)
+                )
             self.run(name, feeds)
 
     def close(self) -> None:

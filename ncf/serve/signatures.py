@@ -16,6 +16,16 @@ inside the graph as ``tf.lookup`` tables. ``B`` is the batch size, ``N`` the cat
 - ``similar_items`` (forms with an item similarity): ``item_id [B]``, ``k [B]`` ->
   ``item_ids [B, W]``, ``scores [B, W]``, ``known_item [B]``: the nearest items, never the item
   itself; an unknown item's row is all padding.
+- ``recommend_from_history``: ``history [B, H] string`` (item ids a user unknown at training
+  time just interacted with; ``""`` pads short rows, unknown ids are ignored), ``k [B]`` ->
+  ``item_ids``, ``scores`` as ``recommend``, ``known_items [B] int32`` (history ids found).
+  The history's items are never recommended; a row with no known item gets the most popular
+  items. Each form folds the history in by its own algebra (:mod:`ncf.serve.history`).
+- ``explain`` (forms that know the users' items: every form but user-kNN and popularity, and
+  for factor and neural models only with ``export.include_seen``): ``user_id [B]``, ``k [B]``
+  -> ``recommend``'s outputs plus ``because_ids [B, W, E] string`` and ``because_weights [B,
+  W, E] float32``: for each recommended item the ``E`` of the user's own items that
+  contributed most, with their weights (``""`` and ``-inf`` where there are fewer).
 
 A servable is a plain object holding TensorFlow state; :meth:`Servable.endpoints` names its
 functions and input specs and :meth:`Servable.resources` the lookup tables, which
@@ -36,6 +46,7 @@ import scipy.sparse as sp
 import tensorflow as tf
 
 from ncf.scorer import Factors, ItemPrior, ItemToItem, KerasModel, UserToUser
+from ncf.serve import history as fold
 from ncf.serve.graph_ops import (
     csr_variables,
     dense_rows,
@@ -49,6 +60,7 @@ from ncf.serve.graph_ops import (
 )
 
 IDS = tf.TensorSpec([None], tf.string)
+HISTORY = tf.TensorSpec([None, None], tf.string)
 KS = tf.TensorSpec([None], tf.int32)
 NEG_INF = float("-inf")
 
@@ -78,6 +90,7 @@ class Servable:
     """
 
     has_similar = False
+    has_explain = False  # subclasses that can: _contributions
 
     def __init__(
         self,
@@ -105,6 +118,9 @@ class Servable:
         }
         if self.has_similar:
             found["similar_items"] = Endpoint(self.similar_items, [IDS, KS])
+        found["recommend_from_history"] = Endpoint(self.recommend_from_history, [HISTORY, KS])
+        if self.has_explain:
+            found["explain"] = Endpoint(self.explain, [IDS, KS])
         return found
 
     def resources(self) -> list[Any]:
@@ -120,6 +136,19 @@ class Servable:
     def _similar(self, items: tf.Tensor) -> tf.Tensor:
         raise NotImplementedError
 
+    def _history_rows(self, owner: tf.Tensor, items: tf.Tensor, batch: tf.Tensor) -> tf.Tensor:
+        """Scores ``[B, N]`` for histories given as entries ``(owner [M], items [M])``."""
+        raise NotImplementedError
+
+    def _user_items(self, users: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """The users' own items as entries ``(owner [M], items [M], values [M])``."""
+        assert self.seen is not None
+        return expand_rows(self.seen, users)
+
+    def _contributions(self, items: tf.Tensor, values: tf.Tensor) -> tf.Tensor:
+        """Weights ``[M, N]`` of each own item (value ``values[m]``) for every item."""
+        raise NotImplementedError
+
     def score(self, user_id: tf.Tensor, item_id: tf.Tensor) -> dict[str, tf.Tensor]:
         check = tf.debugging.assert_equal(
             tf.size(user_id),
@@ -133,6 +162,11 @@ class Servable:
         return {"score": tf.where(known, tf.cast(scores, tf.float32), NEG_INF)}
 
     def recommend(self, user_id: tf.Tensor, k: tf.Tensor) -> dict[str, tf.Tensor]:
+        rows, ks, known = self._recommend_rows(user_id, k)
+        return {**self._top_k(rows, ks), "known_user": known}
+
+    def _recommend_rows(self, user_id: tf.Tensor, k: tf.Tensor) -> tuple[Any, Any, Any]:
+        """``recommend``'s candidate scores ``[B, N]`` (seen items -inf), ``k`` per row, known."""
         users = self.user_table.lookup(user_id)
         ks = per_row_k(k, tf.size(users))
         known = users >= 0
@@ -142,7 +176,7 @@ class Servable:
             batch, cols, _ = expand_rows(self.seen, tf.where(known, users, self.num_users))
             fill = tf.fill(tf.shape(cols), NEG_INF)
             rows = tf.tensor_scatter_nd_update(rows, tf.stack([batch, cols], axis=1), fill)
-        return {**self._top_k(rows, ks), "known_user": known}
+        return rows, ks, known
 
     def similar_items(self, item_id: tf.Tensor, k: tf.Tensor) -> dict[str, tf.Tensor]:
         items = self.item_table.lookup(item_id)
@@ -155,11 +189,50 @@ class Servable:
         rows = tf.where(known[:, None], rows, NEG_INF)
         return {**self._top_k(rows, ks), "known_item": known}
 
-    def _top_k(self, rows: tf.Tensor, ks: tf.Tensor) -> dict[str, tf.Tensor]:
+    def recommend_from_history(self, history: tf.Tensor, k: tf.Tensor) -> dict[str, tf.Tensor]:
+        items = self.item_table.lookup(history)  # [B, H]; "" and unknown ids: -1
+        batch = tf.shape(items)[0]
+        ks = per_row_k(k, batch)
+        where = tf.where(items >= 0)  # [M, 2]
+        owner = tf.cast(where[:, 0], tf.int32)
+        hist = tf.gather_nd(items, where)  # [M]
+        key, _ = tf.unique(tf.cast(owner, tf.int64) * self.num_items + tf.cast(hist, tf.int64))
+        owner = tf.cast(key // self.num_items, tf.int32)  # each (row, item) once
+        hist = tf.cast(key % self.num_items, tf.int32)
+        count = tf.math.bincount(owner, minlength=batch, maxlength=batch, dtype=tf.int32)
+        rows = tf.cast(self._history_rows(owner, hist, batch), tf.float32)  # [B, N]
+        rows = tf.where((count > 0)[:, None], rows, self.popularity[None, :])
+        fill = tf.fill(tf.shape(hist), NEG_INF)
+        rows = tf.tensor_scatter_nd_update(rows, tf.stack([owner, hist], axis=1), fill)
+        return {**self._top_k(rows, ks), "known_items": count}
+
+    def explain(self, user_id: tf.Tensor, k: tf.Tensor) -> dict[str, tf.Tensor]:
+        rows, ks, known = self._recommend_rows(user_id, k)
+        users = self.user_table.lookup(user_id)
+        batch = tf.size(users)
+        scores, index, keep = self._ranked(rows, ks)  # [B, W]
+        owner, items, values = self._user_items(tf.where(known, users, self.num_users))
+        weights = self._contributions(items, values)  # [M, N]
+        parts = tf.gather(weights, tf.gather(index, owner), batch_dims=1)  # [M, W]
+        because, because_weights = fold.top_contributions(owner, items, parts, batch)
+        shown = keep[:, :, None] & (because >= 0)
+        return {
+            "item_ids": tf.where(keep, tf.gather(self.item_vocab, index), ""),
+            "scores": tf.where(keep, scores, NEG_INF),
+            "known_user": known,
+            "because_ids": tf.where(shown, tf.gather(self.item_vocab, tf.maximum(because, 0)), ""),
+            "because_weights": tf.where(shown, because_weights, NEG_INF),
+        }
+
+    def _ranked(self, rows: tf.Tensor, ks: tf.Tensor) -> tuple[Any, Any, Any]:
+        """Top ``max(k)`` of each row: scores, item index and which slots are real ``[B, W]``."""
         width = tf.maximum(tf.minimum(tf.reduce_max(ks), self.num_items), 0)
         scores, index = tf.math.top_k(rows, width)  # [B, W]
         inside = tf.range(width)[None, :] < ks[:, None]
-        keep = inside & (scores > NEG_INF)
+        return scores, index, inside & (scores > NEG_INF)
+
+    def _top_k(self, rows: tf.Tensor, ks: tf.Tensor) -> dict[str, tf.Tensor]:
+        scores, index, keep = self._ranked(rows, ks)
         ids = tf.where(keep, tf.gather(self.item_vocab, index), "")
         return {"item_ids": ids, "scores": tf.where(keep, scores, NEG_INF)}
 
@@ -174,6 +247,12 @@ class NeuralServable(Servable):
         super().__init__(**common)
         self.model = form.model
         self.unit_items = variable(unit_rows(self.model.item_embeddings()), tf.float32)  # [N, d]
+        everyone = np.arange(self.model.num_users, dtype=np.int32)
+        self.mean_user = [  # the fold-in's start: the mean training user's tower outputs
+            variable(np.mean(np.asarray(part), axis=0), tf.float32)
+            for part in self.model.user_parts(everyone)
+        ]
+        self.has_explain = self.seen is not None
 
     def _rows(self, users: tf.Tensor) -> tf.Tensor:
         # score_all sizes its item chunks for an unknown batch as if it were 1024 users; one
@@ -190,11 +269,30 @@ class NeuralServable(Servable):
     def _similar(self, items: tf.Tensor) -> tf.Tensor:
         return tf.matmul(tf.gather(self.unit_items, items), self.unit_items, transpose_b=True)
 
+    def _history_rows(self, owner: tf.Tensor, items: tf.Tensor, batch: tf.Tensor) -> tf.Tensor:
+        model = self.model
+        item_parts = model.item_parts(tf.range(self.num_items, dtype=tf.int32))
+
+        def score(parts: list[tf.Tensor]) -> tf.Tensor:  # [B, N]
+            return model.score_parts(parts, item_parts)
+
+        start = [
+            tf.tile(m[None], tf.concat([[batch], tf.ones(tf.rank(m), tf.int32)], 0))
+            for m in self.mean_user
+        ]
+        positives = fold.indicator(owner, items, batch, self.num_items)
+        return score(fold.fold_in_parts(score, start, positives))
+
+    def _contributions(self, items: tf.Tensor, values: tf.Tensor) -> tf.Tensor:
+        return tf.matmul(tf.gather(self.unit_items, items), self.unit_items, transpose_b=True)
+
 
 class ItemToItemServable(Servable):
     """``X[u] @ W`` (:class:`~ncf.scorer.ItemToItem`): item-kNN (W = S^T, sparse) or EASE
     (W = B, dense). ``similar_items`` reads rows of the form's ``similarity`` (sparse: entries
     not stored are padding)."""
+
+    has_explain = True
 
     def __init__(self, form: ItemToItem, **common: Any) -> None:
         super().__init__(**common)
@@ -227,17 +325,62 @@ class ItemToItemServable(Servable):
             return dense_rows(self.similarity, items, self.num_items, NEG_INF)
         return tf.gather(self.similarity, items)
 
+    def _weight_rows(self, items: tf.Tensor) -> tf.Tensor:
+        """Rows ``W[items]`` ``[M, N]``."""
+        if self.sparse:
+            return dense_rows(self.weights, items, self.num_items)
+        return tf.gather(self.weights, items)
+
+    def _history_rows(self, owner: tf.Tensor, items: tf.Tensor, batch: tf.Tensor) -> tf.Tensor:
+        if self.sparse:  # sum of the history items' rows of W, from their non-zeros only
+            entry, cols, vals = expand_rows(self.weights, items)
+            where = tf.stack([tf.gather(owner, entry), cols], axis=1)
+            return tf.scatter_nd(where, vals, tf.stack([batch, self.num_items]))
+        return tf.matmul(fold.indicator(owner, items, batch, self.num_items), self.weights)
+
+    def _user_items(self, users: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        return expand_rows(self.interactions, users)  # the X the scores are computed from
+
+    def _contributions(self, items: tf.Tensor, values: tf.Tensor) -> tf.Tensor:
+        parts = values[:, None] * self._weight_rows(items)  # x_uj W[j, :]: parts of the score
+        return tf.where(parts > 0, parts, NEG_INF)  # an item that did not raise it: not a reason
+
 
 class UserToUserServable(Servable):
     """``S[u] @ X`` (:class:`~ncf.scorer.UserToUser`, user-kNN); no item similarity."""
 
     def __init__(self, form: UserToUser, **common: Any) -> None:
         super().__init__(**common)
+        x = sp.csr_matrix(form.interactions, dtype=np.float32)
         self.similarity = csr_variables(sp.csr_matrix(form.similarity))
-        self.interactions = csr_variables(sp.csr_matrix(form.interactions))
+        self.interactions = csr_variables(x)
+        self.by_item = csr_variables(x.T.tocsr())  # X^T [items, users]
+        norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
+        self.user_norms = variable(norms, tf.float32)  # [U]
+        self.neighbours = min(int(form.neighbours), x.shape[0])
+        self.shrinkage = float(form.shrinkage)
 
     def _rows(self, users: tf.Tensor) -> tf.Tensor:
         return sparse_product_rows(self.similarity, self.interactions, users, self.num_items)
+
+    def _history_rows(self, owner: tf.Tensor, items: tf.Tensor, batch: tf.Tensor) -> tf.Tensor:
+        num_users = tf.size(self.user_norms)
+        entry, users, vals = expand_rows(self.by_item, items)  # who else has each item
+        dots = tf.scatter_nd(  # <x_h, x_v> [B, U]
+            tf.stack([tf.gather(owner, entry), users], axis=1), vals, tf.stack([batch, num_users])
+        )
+        count = tf.math.unsorted_segment_sum(tf.ones_like(items, tf.float32), owner, batch)
+        denom = tf.sqrt(count)[:, None] * self.user_norms[None, :] + self.shrinkage
+        sims = tf.math.divide_no_nan(dots, denom)
+        sims = tf.where(sims > 0, sims, NEG_INF)
+        top, who = tf.math.top_k(sims, self.neighbours)  # [B, n]
+        top = tf.where(top > NEG_INF, top, 0.0)
+        entry, cols, vals = expand_rows(self.interactions, tf.reshape(who, [-1]))
+        row = entry // self.neighbours
+        weight = tf.gather(tf.reshape(top, [-1]), entry) * vals
+        return tf.scatter_nd(
+            tf.stack([row, cols], axis=1), weight, tf.stack([batch, self.num_items])
+        )
 
     def _pairs(self, users: tf.Tensor, items: tf.Tensor) -> tf.Tensor:
         return sparse_product_pairs(self.similarity, self.interactions, users, items)
@@ -256,6 +399,8 @@ class FactorsServable(Servable):
         bias = np.zeros(len(form.item)) if form.item_bias is None else form.item_bias
         self.item_bias = variable(np.asarray(bias, np.float32), tf.float32)  # [N]
         self.unit_items = variable(unit_rows(form.item), tf.float32)
+        self.fold_in = (float(form.l2), float(form.alpha))
+        self.has_explain = self.seen is not None
 
     def _rows(self, users: tf.Tensor) -> tf.Tensor:
         users = tf.gather(self.user_factors, users)
@@ -266,6 +411,14 @@ class FactorsServable(Servable):
         return tf.reduce_sum(p * q, axis=1) + tf.gather(self.item_bias, items)
 
     def _similar(self, items: tf.Tensor) -> tf.Tensor:
+        return tf.matmul(tf.gather(self.unit_items, items), self.unit_items, transpose_b=True)
+
+    def _history_rows(self, owner: tf.Tensor, items: tf.Tensor, batch: tf.Tensor) -> tf.Tensor:
+        x = fold.indicator(owner, items, batch, self.num_items)
+        users = fold.ridge_fold_in(self.item_factors, x, *self.fold_in)  # [B, d]
+        return tf.matmul(users, self.item_factors, transpose_b=True) + self.item_bias[None, :]
+
+    def _contributions(self, items: tf.Tensor, values: tf.Tensor) -> tf.Tensor:
         return tf.matmul(tf.gather(self.unit_items, items), self.unit_items, transpose_b=True)
 
 
@@ -281,6 +434,9 @@ class ItemPriorServable(Servable):
 
     def _pairs(self, users: tf.Tensor, items: tf.Tensor) -> tf.Tensor:
         return tf.gather(self.prior, items)
+
+    def _history_rows(self, owner: tf.Tensor, items: tf.Tensor, batch: tf.Tensor) -> tf.Tensor:
+        return tf.tile(self.prior[None, :], tf.stack([batch, 1]))
 
 
 SERVABLES: dict[type, type[Servable]] = {
