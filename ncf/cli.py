@@ -182,6 +182,33 @@ def _add_tune_command(sub: argparse._SubParsersAction) -> None:
     tune.set_defaults(func=cmd_tune)
 
 
+def cmd_forget(args: argparse.Namespace) -> int:
+    from ncf.report.text import format_run_result
+    from ncf.train.derive import default_out, derive_run
+    from ncf.train.forget import forget_users
+    from ncf.train.rundir import RunDir, resolve_run
+
+    if args.epochs < 1:
+        raise NcfError(f"--epochs {args.epochs}: must be at least 1")
+    source = RunDir(resolve_run(args.run_dir))
+    source.metrics()  # a finished run only
+    change = forget_users(source, args.user)
+    out = Path(args.out) if args.out else default_out(source, "forget")
+    how = {"command": "forget", "epochs": args.epochs}
+    path, metrics = derive_run(source, change, out, epochs=args.epochs, exact=args.exact, how=how)
+    info = metrics["derived"]
+    print(
+        f"forgot {info['forgotten_users']} users ({info['removed_interactions']} interactions) "
+        f"by {info['method']} in {info['seconds']:.1f}s"
+    )
+    print(format_run_result(metrics, path))
+    print(
+        f"{source.path} and its exports still hold these users: delete them "
+        "(see README, 'Forgetting a user')"
+    )
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from ncf.serve.export import export_run
 
@@ -465,8 +492,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compare.set_defaults(func=cmd_compare)
     _add_tune_command(sub)
+    _add_derive_commands(sub)
     _add_serving_commands(sub)
     return parser
+
+
+def _add_derive_commands(sub: argparse._SubParsersAction) -> None:
+    forget = sub.add_parser(
+        "forget", help="a new run without some users: their data, ids and embedding rows"
+    )
+    forget.add_argument(
+        "run_dir", help="a finished run directory (or a folder of runs: the newest)"
+    )
+    forget.add_argument(
+        "--user", action="append", required=True, metavar="ID", help="raw user id (repeatable)"
+    )
+    forget.add_argument(
+        "--exact",
+        action="store_true",
+        help="neural models: retrain from scratch without them (the only exact removal); "
+        "default: fine-tune the old weights without them",
+    )
+    forget.add_argument(
+        "--epochs", type=int, default=2, help="fine-tuning epochs without --exact (default 2)"
+    )
+    forget.add_argument("--out", help="the new run directory (default: RUN_DIR-forget-<time>)")
+    forget.set_defaults(func=cmd_forget)
 
 
 def _version() -> str:
