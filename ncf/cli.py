@@ -209,6 +209,31 @@ def cmd_forget(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_update(args: argparse.Namespace) -> int:
+    from ncf.report.text import format_run_result
+    from ncf.train.derive import default_out, derive_run
+    from ncf.train.rundir import RunDir, resolve_run
+    from ncf.train.update import add_interactions
+
+    if args.epochs < 1:
+        raise NcfError(f"--epochs {args.epochs}: must be at least 1")
+    source = RunDir(resolve_run(args.run_dir))
+    source.metrics()  # a finished run only
+    change = add_interactions(source, Path(args.data), args.replay)
+    out = Path(args.out) if args.out else default_out(source, "update")
+    how = {"command": "update", "data": Path(args.data).name, "epochs": args.epochs}
+    how["replay"] = args.replay
+    path, metrics = derive_run(source, change, out, epochs=args.epochs, exact=args.exact, how=how)
+    info = metrics["derived"]
+    print(
+        f"added {info['new_interactions']} interactions ({info['new_users']} new users, "
+        f"{info['new_items']} new items) by {info['method']} in {info['seconds']:.1f}s"
+    )
+    print(format_run_result(metrics, path))
+    print(f"export it as a new version: ncf export {path} --out EXPORT_BASE")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from ncf.serve.export import export_run
 
@@ -518,6 +543,34 @@ def _add_derive_commands(sub: argparse._SubParsersAction) -> None:
     )
     forget.add_argument("--out", help="the new run directory (default: RUN_DIR-forget-<time>)")
     forget.set_defaults(func=cmd_forget)
+    update = sub.add_parser(
+        "update", help="a new run that has also seen new interactions (new users and items too)"
+    )
+    update.add_argument(
+        "run_dir", help="a finished run directory (or a folder of runs: the newest)"
+    )
+    update.add_argument(
+        "--data",
+        required=True,
+        metavar="NEW_FILE",
+        help="CSV or Parquet of new interactions, with the run's data.columns (else user,item)",
+    )
+    update.add_argument(
+        "--epochs", type=int, default=3, help="fine-tuning epochs of a neural model (default 3)"
+    )
+    update.add_argument(
+        "--replay",
+        type=float,
+        default=1.0,
+        help="old interactions replayed per new one while fine-tuning (default 1.0)",
+    )
+    update.add_argument(
+        "--exact",
+        action="store_true",
+        help="neural models: retrain from scratch on all the data instead of fine-tuning",
+    )
+    update.add_argument("--out", help="the new run directory (default: RUN_DIR-update-<time>)")
+    update.set_defaults(func=cmd_update)
 
 
 def _version() -> str:
