@@ -106,10 +106,14 @@ class SyntheticConfig(_Section):
 class SplitConfig(_Section):
     """How interactions are split into train / validation / test."""
 
-    method: Literal["leave_one_out", "ratio", "temporal"] = Field(
+    method: Literal["leave_one_out", "ratio", "temporal", "cold_items"] = Field(
         "leave_one_out",
         description="leave_one_out: latest interaction per user; ratio: latest fraction per user; "
-        "temporal: one global time cut",
+        "temporal: one global time cut; cold_items: a share of items held out entirely (each "
+        "user's latest interaction with one of them is the test case), leave_one_out on the rest",
+    )
+    cold_fraction: float = Field(
+        0.1, gt=0, lt=1, description="cold_items: share of the items held out of training"
     )
     test_fraction: float = Field(
         0.2, gt=0, lt=1, description="share held out for test (ratio, temporal)"
@@ -119,6 +123,30 @@ class SplitConfig(_Section):
     )
     validation: bool = Field(
         True, description="carve a validation split from train, the same way as test"
+    )
+
+
+class FeatureTableConfig(_Section):
+    """Side features from a table keyed by id (``data.item_features`` / ``data.user_features``)."""
+
+    path: str | None = Field(
+        None,
+        description="CSV or Parquet file with one row per id; null: the source's own info "
+        "table (MovieLens: title and genres of u.item, age/gender/occupation of u.user)",
+    )
+    id: str = Field("id", description="column holding the raw id (file only)")
+    numeric: list[str] = Field(
+        default_factory=list, description="number columns: standardised (z-score), missing -> 0"
+    )
+    categorical: list[str] = Field(
+        default_factory=list, description="category columns: one-hot over the values in the table"
+    )
+    text: list[str] = Field(
+        default_factory=list,
+        description="text columns (title, description): a hashed bag of words, unit length",
+    )
+    text_buckets: int = Field(
+        1024, gt=0, le=1 << 20, description="hash buckets of the bag of words"
     )
 
 
@@ -161,6 +189,14 @@ class DataConfig(_Section):
         default_factory=SyntheticConfig, description="generator settings"
     )
     split: SplitConfig = Field(default_factory=SplitConfig, description="train/val/test split")
+    item_features: FeatureTableConfig | None = Field(
+        None,
+        description="item side features beyond the source's own (genres): columns of a table; "
+        "used by model.item_features and the content model",
+    )
+    user_features: FeatureTableConfig | None = Field(
+        None, description="user side features beyond the source's own: columns of a table"
+    )
 
 
 class PretrainedConfig(_Section):
@@ -202,10 +238,20 @@ class ModelConfig(_Section):
     """The model: a user tower, an item tower and an interaction head, or a classical baseline."""
 
     type: Literal[
-        "mf", "gmf", "mlp", "neumf", "itemknn", "userknn", "popularity", "ease", "ials"
+        "mf",
+        "gmf",
+        "mlp",
+        "neumf",
+        "itemknn",
+        "userknn",
+        "popularity",
+        "ease",
+        "ials",
+        "content",
     ] = Field(
         "neumf",
-        description="interaction head (mf, gmf, mlp, neumf) or baseline (itemknn, userknn, popularity, ease, ials)",
+        description="interaction head (mf, gmf, mlp, neumf) or baseline (itemknn, userknn, "
+        "popularity, ease, ials, content: cosine over item side features)",
     )
     embedding_dim: int = Field(
         8,
@@ -239,7 +285,7 @@ class ModelConfig(_Section):
         default_factory=PretrainedConfig, description="neumf only: pretrained branches"
     )
     neighbours: int = Field(
-        100, gt=0, description="itemknn/userknn: neighbours kept per item (user)"
+        100, gt=0, description="itemknn/userknn/content: neighbours kept per item (user)"
     )
     shrinkage: float = Field(0.0, ge=0, description="itemknn/userknn: cosine shrinkage term")
     weighting: Literal["binary", "rating"] = Field(

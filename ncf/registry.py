@@ -39,6 +39,7 @@ MODULES = {
     "popularity": "ncf.baselines.popularity",
     "ease": "ncf.baselines.ease",
     "ials": "ncf.baselines.ials",
+    "content": "ncf.baselines.content",
 }
 
 
@@ -65,6 +66,8 @@ class Family:
             with random starts (iALS) draw them from ``seed``; the others ignore it.
         score_meaning: what the model's scores are, in words, for ``ncf recommend`` and the
             export's ``model.json`` ("" lets the export describe its serving form).
+        uses_item_features: ``fit`` also takes ``item_features=`` (the data's [items, F]
+            side-feature matrix; the content model).
     """
 
     name: str
@@ -73,6 +76,7 @@ class Family:
     load: Callable[[Path], Scorer]
     fit: BaselineFit | None = None
     score_meaning: str = ""
+    uses_item_features: bool = False
 
 
 def family(model_type: str) -> Family:

@@ -73,11 +73,14 @@ class ItemToItem:
 
     ``weights`` is scipy sparse (item-kNN's S^T) or a dense array. ``similarity`` [items,
     items] gives ``similar_items`` (row i: the items most similar to i); None for none.
+    ``item_features`` [items, F] (the content model): an item unseen at training time with
+    features f scores ``sum_{j in I_u} cos(F_j, f)`` (``score_items_by_features``).
     """
 
     interactions: Any
     weights: Any
     similarity: Any | None = None
+    item_features: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

@@ -102,8 +102,10 @@ def main() -> None:
             note = f"fit {fit_s:.0f} s, {len(histories)} histories in {call_s:.2f} s"
             results.append((f"{model} fold-in", hr, ndcg, trained, note))
             print(results[-1], flush=True)
-    print(f"\n{len(held)} held-out users ({args.share:.0%}, seed {args.seed}), "
-          f"{len(kept)} training interactions; full ranking, the latest item of each user\n")
+    print(
+        f"\n{len(held)} held-out users ({args.share:.0%}, seed {args.seed}), "
+        f"{len(kept)} training interactions; full ranking, the latest item of each user\n"
+    )
     print("| model | HR@10 | NDCG@10 | trained on them: HR@10 / NDCG@10 | |")
     print("|---|---|---|---|---|")
     for name, hr, ndcg, trained, note in results:

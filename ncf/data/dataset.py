@@ -8,6 +8,7 @@ import numpy as np
 
 from ncf.config import Config
 from ncf.data.budget import check_input_memory
+from ncf.data.feature_tables import attach_feature_tables
 from ncf.data.features import attach_side_features
 from ncf.data.interactions import Interactions, prepare
 from ncf.data.pairs import pair_keys
@@ -30,6 +31,7 @@ def load_dataset(config: Config) -> Dataset:
     check_input_memory(config)
     raw = read_raw(config.data, config.run.seed)
     interactions = attach_side_features(prepare(raw, config.data), raw)
+    interactions = attach_feature_tables(interactions, raw, config.data)
     try:
         config.check_catalogue(interactions.num_items)
     except ValueError as exc:

@@ -14,7 +14,7 @@ columns, optional float ``rating`` and int64 ``timestamp``, plus optional side i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -78,6 +78,7 @@ class Interactions:
         None  # [num_users, G] float32 (e.g. age, gender, occupation one-hot)
     )
     user_feature_names: tuple[str, ...] = ()
+    feature_encoders: dict = field(default_factory=dict)  # data.*_features tables (JSON)
 
     @property
     def num_users(self) -> int:

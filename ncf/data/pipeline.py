@@ -93,10 +93,15 @@ class TrainingStream:
             positives = GraphPositives(
                 split.train_user, split.train_item, split.num_users, split.num_items
             )
-            counts = None
+            counts: np.ndarray | None = None
+            power = self.config.popularity_power
             if self.config.negative_sampling == "popularity":
                 counts = np.bincount(split.train_item, minlength=split.num_items)
-            negatives = GraphNegatives(positives, counts, self.config.popularity_power)
+            if split.cold_items.size:  # a cold item is never a negative (ncf.data.cold)
+                weights = np.ones(split.num_items) if counts is None else counts**power
+                weights[split.cold_items] = 0.0
+                counts, power = weights, 1.0
+            negatives = GraphNegatives(positives, counts, power)
             self._tensors = (
                 tf.constant(split.train_user, tf.int32),
                 tf.constant(split.train_item, tf.int32),

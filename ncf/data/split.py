@@ -11,6 +11,7 @@ Methods (``data.split.method``):
   is test; the same again on what is left gives validation.
 - ``temporal``: one global cut at the ``1 - test_fraction`` quantile of time; test rows
   of users or items absent from train are dropped and counted (they cannot be ranked).
+- ``cold_items``: a share of the items held out of training entirely (:mod:`ncf.data.cold`).
 
 Validation is carved from train by the same method, so early stopping and tuning never
 see the test split. Sampled-protocol candidates are drawn once from the seed: for every
@@ -56,6 +57,7 @@ class Split:
     val_candidates: np.ndarray  # [n_val, N] int32
     test_candidates: np.ndarray  # [n_test, N] int32
     stats: dict[str, int] = field(default_factory=dict)
+    cold_items: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))  # cold_items
 
     @property
     def num_train(self) -> int:
@@ -67,6 +69,8 @@ class Split:
         for name in _ARRAYS:
             arr = np.ascontiguousarray(getattr(self, name), dtype=np.int32)
             digest.update(name.encode() + str(arr.shape).encode() + arr.tobytes())
+        if self.cold_items.size:  # (absent from older splits' digests, which stay as they were)
+            digest.update(b"cold_items" + np.asarray(self.cold_items, np.int32).tobytes())
         return digest.hexdigest()[:16]
 
     def with_validation_in_train(self) -> Split:
@@ -105,6 +109,8 @@ class Split:
     def save(self, path: str | Path) -> None:
         """Write every array to one ``.npz`` file (atomically)."""
         arrays = {name: getattr(self, name) for name in _ARRAYS}
+        if self.cold_items.size:
+            arrays["cold_items"] = self.cold_items
         shape = np.array([self.num_users, self.num_items])
         atomic_write(
             path, lambda fh: np.savez(fh, shape=shape, stats=json.dumps(self.stats), **arrays)
@@ -115,6 +121,8 @@ class Split:
         try:
             with np.load(path) as npz:
                 arrays = {name: npz[name] for name in _ARRAYS}
+                if "cold_items" in npz:
+                    arrays["cold_items"] = npz["cold_items"]
                 num_users, num_items = (int(v) for v in npz["shape"])
                 stats = json.loads(str(npz["stats"]))
         except FileNotFoundError:
@@ -138,6 +146,10 @@ def make_split(
     fixed: FixedSplit | None = None,
 ) -> Split:
     """Split ``data`` into train / val / test and draw the sampled-protocol candidates."""
+    if config.method == "cold_items":
+        from ncf.data.cold import cold_items_split
+
+        return cold_items_split(data, config, seed, num_candidates)
     user, item, ts = data.user, data.item, data.timestamp
     stats: dict[str, int] = {}
     rng = rng_for(seed, "split")

@@ -302,6 +302,14 @@ class NCFModel(keras.Model):
         """The items' side of the head: item tower outputs and, for mf, the item bias."""
         return self._item_parts(ops.convert_to_tensor(items, dtype="int32"))
 
+    def score_by_features(self, users: Any, item_features: Any) -> Any:
+        """Scores ``[B]`` of items described only by their side features ``[B, F]`` for
+        ``users [B]`` (items unseen at training time; their bias, for mf, is zero)."""
+        parts = [tower.from_features(item_features) for tower in self.item_towers]
+        if self.item_bias is not None:
+            parts.append(ops.zeros((ops.shape(parts[0])[0],), dtype="float32"))
+        return self.head(_interleave(self.user_parts(users), parts))
+
     def score_parts(self, user_parts: list[Any], item_parts: list[Any] | None = None) -> Any:
         """Scores ``[B, N]`` of every item for users given by ``user_parts`` (unchunked)."""
         if item_parts is None:

@@ -146,16 +146,31 @@ class Tower(keras.layers.Layer):
         """``(t_u [B, output_dim], e_u [B, embedding_dim])``: the tower's output and the id
         embedding rows it looked up (for the per-example penalty, without a second lookup)."""
         x = rows = self.embedding(ids)  # [B, embedding_dim]
+        features = None
         if self.feature_projection is not None:
-            rows = ops.take(self.side_features, ops.cast(ids, "int32"), axis=0)  # [B, F]
-            x = ops.concatenate([x, self.feature_projection(rows)], axis=-1)  # [B, 2 d]
+            features = ops.take(self.side_features, ops.cast(ids, "int32"), axis=0)  # [B, F]
+        return self._top(x, features, training), rows
+
+    def from_features(self, features: Any) -> Any:
+        """The output ``[B, output_dim]`` for ids unseen in training, from their side-feature
+        rows ``[B, F]`` alone: the id embedding is zero (as an id that was never looked up
+        would have, had it started at zero)."""
+        if self.feature_projection is None:
+            raise ValueError(f"{self.name} has no side features")
+        features = ops.convert_to_tensor(features, dtype="float32")
+        zeros = ops.zeros((ops.shape(features)[0], self.embedding_dim), dtype="float32")
+        return self._top(zeros, features, False)
+
+    def _top(self, x: Any, features: Any, training: bool | None) -> Any:
+        if features is not None and self.feature_projection is not None:
+            x = ops.concatenate([x, self.feature_projection(features)], axis=-1)  # [B, 2 d]
         if self.feature_mix is not None:
             x = self.feature_mix(x)  # [B, d]
         for layer in self.dense_layers:
             x = layer(x)
             if self.dropout_layer is not None:
                 x = self.dropout_layer(x, training=training)
-        return x, rows
+        return x
 
     def penalty(self, rows: Any) -> Any:
         """``l2_embedding · ||e||²`` for each looked-up row ``[B, embedding_dim]`` (from

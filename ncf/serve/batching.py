@@ -31,7 +31,15 @@ from ncf.serve.session import ServingError, SessionModel
 
 # Signatures whose output row b depends only on input row b (safe to merge requests).
 ROW_WISE = frozenset(
-    {"serving_default", "score", "recommend", "similar_items", "recommend_from_history", "explain"}
+    {
+        "serving_default",
+        "score",
+        "recommend",
+        "similar_items",
+        "recommend_from_history",
+        "explain",
+        "score_items_by_features",
+    }
 )
 
 

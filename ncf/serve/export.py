@@ -11,6 +11,8 @@
                                       what the scores mean, what the export holds about users
       assets/metrics.json             the run's metrics
       assets/users.txt, items.txt     the vocabularies (also inside the graph)
+      assets/feature_encoders.json    how data.item_features encoded its table (when set), so
+                                      ``ncf recommend --new-items`` encodes new items alike
       assets/item_titles.txt          item titles aligned with items.txt (when the run has them)
 
 The SavedModel is written by Keras' ``ExportArchive`` (:func:`ncf.serve.signatures.
@@ -154,7 +156,7 @@ def _write_saved_model(run: RunDir, config: Config, metrics: dict, out: Path) ->
     config, cut = _without_absolute_paths(config)
     save_config(config, assets / "config.yaml")
     write_json(assets / "metrics.json", metrics)
-    for name in ("users.txt", "items.txt", "item_titles.txt"):
+    for name in ("users.txt", "items.txt", "item_titles.txt", "feature_encoders.json"):
         source = run.path / "vocab" / name
         if source.is_file():
             shutil.copyfile(source, assets / name)
@@ -182,6 +184,10 @@ def _write_saved_model(run: RunDir, config: Config, metrics: dict, out: Path) ->
             "score": "-inf when the user or the item is unknown",
             "recommend": "an unknown user gets the most popular items (train counts), known_user false",
             "similar_items": "an unknown item gets a row of padding ('' and -inf), known_item false",
+            "recommend_from_history": "unknown and '' history ids are ignored; with none known, "
+            "the most popular items (known_items 0)",
+            "explain": "an unknown user gets the most popular items and no reasons",
+            "score_items_by_features": "-inf when the user is unknown",
         },
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "tensorflow_version": tf.__version__,

@@ -110,7 +110,10 @@ class SessionModel:
         for name, sig in self.signature_defs.items():
             feeds = {}
             for key, dtype in self.inputs(name).items():
-                shape = [1] * max(1, len(sig.inputs[key].tensor_shape.dim))  # histories: [1, 1]
+                dims = [d.size for d in sig.inputs[key].tensor_shape.dim]  # -1: any
+                shape = [d if d > 0 else 1 for d in dims] or [
+                    1
+                ]  # histories [1, 1], features [1, F]
                 feeds[key] = (
                     np.full(shape, b"", dtype=object)
                     if np.dtype(dtype).kind == "O"

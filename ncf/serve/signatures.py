@@ -91,6 +91,7 @@ class Servable:
 
     has_similar = False
     has_explain = False  # subclasses that can: _contributions
+    num_features = 0  # > 0: score_items_by_features, with _feature_pairs
 
     def __init__(
         self,
@@ -121,6 +122,11 @@ class Servable:
         found["recommend_from_history"] = Endpoint(self.recommend_from_history, [HISTORY, KS])
         if self.has_explain:
             found["explain"] = Endpoint(self.explain, [IDS, KS])
+        if self.num_features:
+            features = tf.TensorSpec([None, self.num_features], tf.float32)
+            found["score_items_by_features"] = Endpoint(
+                self.score_items_by_features, [IDS, features]
+            )
         return found
 
     def resources(self) -> list[Any]:
@@ -189,6 +195,18 @@ class Servable:
         rows = tf.where(known[:, None], rows, NEG_INF)
         return {**self._top_k(rows, ks), "known_item": known}
 
+    def score_items_by_features(
+        self, user_id: tf.Tensor, item_features: tf.Tensor
+    ) -> dict[str, tf.Tensor]:
+        users = self.user_table.lookup(user_id)
+        known = users >= 0
+        scores = self._feature_pairs(tf.maximum(users, 0), item_features)
+        return {"score": tf.where(known, tf.cast(scores, tf.float32), NEG_INF)}
+
+    def _feature_pairs(self, users: tf.Tensor, features: tf.Tensor) -> tf.Tensor:
+        """Scores ``[B]`` of items given by their feature rows ``[B, F]`` for ``users``."""
+        raise NotImplementedError
+
     def recommend_from_history(self, history: tf.Tensor, k: tf.Tensor) -> dict[str, tf.Tensor]:
         items = self.item_table.lookup(history)  # [B, H]; "" and unknown ids: -1
         batch = tf.shape(items)[0]
@@ -253,6 +271,10 @@ class NeuralServable(Servable):
             for part in self.model.user_parts(everyone)
         ]
         self.has_explain = self.seen is not None
+        self.num_features = int(self.model.num_item_features)
+
+    def _feature_pairs(self, users: tf.Tensor, features: tf.Tensor) -> tf.Tensor:
+        return self.model.score_by_features(users, features)
 
     def _rows(self, users: tf.Tensor) -> tf.Tensor:
         # score_all sizes its item chunks for an unknown batch as if it were 1024 users; one
@@ -307,6 +329,15 @@ class ItemToItemServable(Servable):
             self.similarity: Any = csr_variables(sp.csr_matrix(form.similarity))
         elif self.has_similar:
             self.similarity = variable(np.asarray(form.similarity, np.float32), tf.float32)
+        if form.item_features is not None:
+            self.num_features = int(form.item_features.shape[1])
+            self.unit_features = variable(unit_rows(form.item_features), tf.float32)  # [N, F]
+
+    def _feature_pairs(self, users: tf.Tensor, features: tf.Tensor) -> tf.Tensor:
+        unit = tf.math.l2_normalize(features, axis=1)  # [B, F]
+        owner, cols, vals = expand_rows(self.interactions, users)  # the users' items
+        cosines = tf.reduce_sum(tf.gather(self.unit_features, cols) * tf.gather(unit, owner), 1)
+        return tf.math.unsorted_segment_sum(vals * cosines, owner, tf.size(users))
 
     def _rows(self, users: tf.Tensor) -> tf.Tensor:
         if self.sparse:

@@ -172,14 +172,17 @@ def _check_same_data(path: Path, dataset: Dataset) -> None:
 
 def _fit_baseline(config: Config, dataset: Dataset, path: Path) -> Fitted:
     """Fit on train; with ``train.refit``, fit again on train + validation for test and export."""
-    fit = family(config.model.type).fit
+    kind = family(config.model.type)
+    fit = kind.fit
     assert fit is not None, f"{config.model.type} is a baseline family without fit"
     seed = config.run.seed
-    selected = fit(config.model, dataset.split, _train_ratings(dataset, dataset.split), seed=seed)
+    data = {"item_features": dataset.interactions.item_features} if kind.uses_item_features else {}
+    ratings = _train_ratings(dataset, dataset.split)
+    selected = fit(config.model, dataset.split, ratings, seed=seed, **data)
     final = selected
     if config.train.refit:
         merged = dataset.split.with_validation_in_train()
-        final = fit(config.model, merged, _train_ratings(dataset, merged), seed=seed)
+        final = fit(config.model, merged, _train_ratings(dataset, merged), seed=seed, **data)
     final.save(path / "baseline")
     return Fitted(selected, final, [], {})
 

@@ -10,6 +10,7 @@ Layout::
       vocab/items.txt      raw item ids
       vocab/item_titles.txt  item titles aligned with items.txt (when the data has them)
       vocab/side_features.npz  user and item side-feature matrices (when used)
+      vocab/feature_encoders.json  how data.item_features / user_features encoded their tables
       checkpoints/         epoch-NNNN.keras (model + optimizer), best-NNNN.weights.h5, state.json
                            with their checksums, and the epoch before (state.prev.json and its
                            files) to fall back to (refit/ the same for the refit phase; see
@@ -87,6 +88,8 @@ def write_run_inputs(run: Path, config: Config, dataset: Dataset) -> None:
             user_features=_or_empty(inter.user_features),
             user_feature_names=np.array(inter.user_feature_names, dtype=str),
         )
+    if inter.feature_encoders:
+        write_json(run / "vocab" / "feature_encoders.json", inter.feature_encoders)
     dataset.split.save(run / "split.npz")
     info = {"fingerprint": dataset.split.fingerprint(), "stats": data_stats(dataset)}
     write_json(run / "data.json", info)
