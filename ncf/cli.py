@@ -248,12 +248,26 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 
     if args.explain and args.user is None:
         raise NcfError("--explain goes with --user ID (the user's own items are the reasons)")
+    if args.new_items is not None and args.user is None:
+        raise NcfError("--new-items goes with --user ID")
     if args.user is None and args.history is None:
         return _recommend_many(args)
     if args.out:
         raise NcfError("--out goes with --all or --users FILE; --user and --history print one list")
     export = Export(args.export_dir)
     what = "user" if args.history is None else "history"
+    if args.new_items is not None:
+        if args.user is None or args.explain:
+            raise NcfError("--new-items goes with --user ID (and without --explain)")
+        ranked = export.recommend_new_items(args.user, args.new_items, args.k)
+        meaning = f"{export.score_meaning}, from the item's features alone"
+        if not ranked.known:
+            raise NcfError(f"user {args.user!r} is not in the export")
+        if args.json:
+            _print_json(ranked_json(ranked, "user", meaning))
+        else:
+            print(format_ranked(ranked, "user", meaning))
+        return 0
     if args.history is not None:
         ranked = export.recommend_from_history(args.history.split(","), args.k)
     elif args.explain:
@@ -392,6 +406,12 @@ def _add_serving_commands(sub: argparse._SubParsersAction) -> None:
         metavar="ITEM,ITEM,...",
         help="item ids a user unknown to the export just interacted with: their top-k "
         "(recommend_from_history; the items themselves are not recommended)",
+    )
+    recommend.add_argument(
+        "--new-items",
+        metavar="FILE",
+        help="with --user: rank the items of this CSV/Parquet table, unseen at training time, "
+        "from their features alone (score_items_by_features; the run's data.item_features)",
     )
     recommend.add_argument(
         "--explain",

@@ -208,3 +208,21 @@ def encode_new(encoders: dict[str, Any], side: str, table: pd.DataFrame) -> np.n
     if missing:
         raise DataError(f"no column {missing[0]!r}: the model's {side} features need it")
     return np.hstack([own, encoder.encode(table)]).astype(np.float32)
+
+
+def read_new_table(path: Path, id_column: str) -> pd.DataFrame:
+    """A table of new ids (CSV or Parquet) indexed by ``id_column``, for :func:`encode_new`."""
+    if not path.is_file():
+        raise DataError(f"{path}: file not found (a CSV or Parquet table of new items)")
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            table = pd.read_parquet(path)
+        else:
+            table = pd.read_csv(path, dtype=str)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: cannot read it ({exc})") from None
+    if id_column not in table:
+        raise DataError(f"{path}: no id column {id_column!r} (the run's data.item_features.id)")
+    if not len(table):
+        raise DataError(f"{path}: no rows")
+    return table.set_index(table[id_column].astype(str))

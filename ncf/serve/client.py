@@ -151,6 +151,48 @@ class Export:
             found.append(Ranked(str(user), bool(out["known_user"][b]), rows))
         return found
 
+    def recommend_new_items(self, user_id: str, path: str | Path, k: int | None = None) -> Ranked:
+        """The items of the table at ``path`` (CSV or Parquet; items unseen at training time,
+        one row each, with the feature columns the run's ``data.item_features`` named and the
+        id in its ``id`` column), ranked for ``user_id`` by ``score_items_by_features``."""
+        import numpy as np
+
+        from ncf.data.feature_tables import encode_new, read_new_table
+
+        encoders_path = self.path / "assets" / "feature_encoders.json"
+        self.signature("score_items_by_features")
+        if not encoders_path.is_file():
+            raise NcfError(
+                f"{self.path}: the model was trained without data.item_features, so new items "
+                "cannot be encoded from a table; retrain with data.item_features set"
+            )
+        encoders = json.loads(encoders_path.read_text(encoding="utf-8"))
+        table = read_new_table(Path(path), encoders["item"]["table"]["config"]["id"])
+        try:
+            features = encode_new(encoders, "item", table)
+        except Exception as exc:
+            raise NcfError(f"{path}: {exc}") from None
+        users = np.full(len(table), str(user_id), dtype=object)
+        scores = self.call_features(users, features)
+        known = bool(np.isfinite(scores).all()) if len(scores) else True
+        order = np.lexsort((np.arange(len(scores)), -scores))[
+            : self.check_k(k) if k else len(scores)
+        ]
+        rows = [
+            {"rank": n + 1, "item_id": str(table.index[j]), "score": float(scores[j])}
+            for n, j in enumerate(order)
+        ]
+        return Ranked(str(user_id), known, rows if known else [])
+
+    def call_features(self, users: Any, features: Any) -> Any:
+        import tensorflow as tf
+
+        fn = self.signature("score_items_by_features")
+        out = fn(
+            user_id=tf.constant(users, tf.string), item_features=tf.constant(features, tf.float32)
+        )
+        return out["score"].numpy()
+
     def knows_item(self, item_id: str) -> bool:
         if self._items is None:
             path = self.path / "assets" / "items.txt"
