@@ -576,13 +576,13 @@ def _add_derive_commands(sub: argparse._SubParsersAction) -> None:
         help="CSV or Parquet of new interactions, with the run's data.columns (else user,item)",
     )
     update.add_argument(
-        "--epochs", type=int, default=3, help="fine-tuning epochs of a neural model (default 3)"
+        "--epochs", type=int, default=2, help="fine-tuning epochs of a neural model (default 2)"
     )
     update.add_argument(
         "--replay",
         type=float,
-        default=1.0,
-        help="old interactions replayed per new one while fine-tuning (default 1.0)",
+        default=4.0,
+        help="old interactions replayed per new one while fine-tuning (default 4)",
     )
     update.add_argument(
         "--exact",

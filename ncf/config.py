@@ -654,9 +654,13 @@ def describe_schema() -> str:
                 continue
             default = field.get_default(call_default_factory=True)
             type_name = str(ann).replace("typing.", "").replace("<class '", "").replace("'>", "")
+            type_name = type_name.replace("ncf.config.", "")
             lines.append(
                 f"- `{prefix}{name}` ({type_name}, default `{default!r}`): {field.description or ''}"
             )
+            optional = [a for a in get_args(ann) if isinstance(a, type) and issubclass(a, BaseModel)]
+            if optional:  # an optional section (null: off): its keys too
+                sections.append((name, optional[0]))
         for name, section in sections:
             lines.append(f"\n### `{prefix}{name}`\n")
             walk(section, f"{prefix}{name}.")

@@ -57,8 +57,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="mf")
     parser.add_argument("--new-share", type=float, default=0.1)
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--replay", type=float, default=1.0)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--replay", type=float, default=4.0)
     args = parser.parse_args()
     data = Path(os.environ["NCF_DATA_DIR"]) / "ml-100k" / "u.data"
     frame = pd.read_csv(data, sep="\t", names=["user", "item", "rating", "timestamp"])

@@ -212,14 +212,21 @@ import json, sys
 import numpy as np
 import tensorflow as tf
 out = {}
-for path, users, features in json.loads(sys.argv[1]):
+for path, users, items, features in json.loads(sys.argv[1]):
     graph = tf.Graph()
     with tf.compat.v1.Session(graph=graph) as sess:
         meta = tf.compat.v1.saved_model.loader.load(sess, ["serve"], path)
-        sig = meta.signature_def["score_items_by_features"]
-        feeds = {sig.inputs["user_id"].name: np.array(users, object),
-                 sig.inputs["item_features"].name: np.array(features, np.float32)}
-        out[path] = sess.run(sig.outputs["score"].name, feeds).tolist()
+        def run(name, key, **feeds):
+            sig = meta.signature_def[name]
+            return sess.run(sig.outputs[key].name, {sig.inputs[k].name: v for k, v in feeds.items()})
+        users_, k = np.array(users, object), np.array([3], np.int32)
+        found = {"signatures": sorted(meta.signature_def)}
+        found["features"] = run("score_items_by_features", "score", user_id=users_,
+                                item_features=np.array(features, np.float32)).tolist()
+        found["history"] = run("recommend_from_history", "item_ids", history=np.array([items], object), k=k).tolist()
+        found["explain"] = run("explain", "because_ids", user_id=users_, k=k).tolist()
+        found["recommend"] = run("recommend", "item_ids", user_id=users_, k=k).tolist()
+        out[path] = json.loads(json.dumps(found, default=lambda b: b.decode()))
 print(json.dumps(out))
 """
 
@@ -229,9 +236,17 @@ def test_score_items_by_features_in_the_tf1_loader_cli_and_http(runs, exports, f
     for name, path in exports.items():
         ex = Export(path)
         features = runs[name].side_features()["item_features"][:3]
-        users = ex.user_ids()[:3]
-        jobs.append([str(ex.path), users, features.tolist()])
-        want[str(ex.path)] = ex.call_features(np.array(users, object), features)
+        users, items = ex.user_ids()[:3], runs[name].items().ids.astype(str)[:4].tolist()
+        jobs.append([str(ex.path), users, items, features.tolist()])
+        decode = np.vectorize(lambda b: b.decode())
+        want[str(ex.path)] = {
+            "features": ex.call_features(np.array(users, object), features),
+            "history": decode(
+                ex.call("recommend_from_history", history=[items], k=[3])["item_ids"]
+            ),
+            "explain": decode(ex.call("explain", user_id=users, k=[3])["because_ids"]),
+            "recommend": decode(ex.call("recommend", user_id=users, k=[3])["item_ids"]),
+        }
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     proc = subprocess.run(
         [sys.executable, "-c", TF1, json.dumps(jobs)],
@@ -241,8 +256,11 @@ def test_score_items_by_features_in_the_tf1_loader_cli_and_http(runs, exports, f
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    for path, scores in json.loads(proc.stdout.strip().splitlines()[-1]).items():
-        np.testing.assert_allclose(scores, want[path], rtol=1e-5, atol=1e-5)
+    for path, got in json.loads(proc.stdout.strip().splitlines()[-1]).items():
+        assert "score_items_by_features" in got["signatures"] and "explain" in got["signatures"]
+        np.testing.assert_allclose(got["features"], want[path]["features"], rtol=1e-5, atol=1e-5)
+        for key in ("history", "explain", "recommend"):
+            assert got[key] == want[path][key].tolist(), (path, key)
     new = folder / "new-items.csv"
     new.write_text("item,kind,year,title\nn1,space,2001,space odyssey\nn2,love,1999,love letters\n")
     ex = Export(exports["content"])

@@ -172,7 +172,7 @@ def test_update_extends_vocabularies_and_exports_a_new_version(runs, tmp_path):
     assert split.num_train == old_split.num_train + 5
     np.testing.assert_array_equal(split.test_item, old_split.test_item)
     derived = json.loads((out / "derived.json").read_text())
-    assert derived["replayed_interactions"] == 5 and derived["new_interactions"] == 5
+    assert derived["replayed_interactions"] == 20 and derived["new_interactions"] == 5  # 4 each
     base = tmp_path / "exports"
     assert main(["export", str(source.path), "--out", str(base)]) == 0
     assert main(["export", str(out), "--out", str(base)]) == 0

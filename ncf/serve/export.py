@@ -175,6 +175,7 @@ def _write_saved_model(run: RunDir, config: Config, metrics: dict, out: Path) ->
         "default_k": config.export.default_k,
         "num_users": module.num_users,
         "num_items": module.num_items,
+        "num_item_features": module.num_features,  # width F of score_items_by_features (0: none)
         "has_titles": (assets / "item_titles.txt").is_file(),
         "score": score_meaning(form, config),
         "fallback_score": "popularity count (train interactions of the item)",
