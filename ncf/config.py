@@ -658,7 +658,9 @@ def describe_schema() -> str:
             lines.append(
                 f"- `{prefix}{name}` ({type_name}, default `{default!r}`): {field.description or ''}"
             )
-            optional = [a for a in get_args(ann) if isinstance(a, type) and issubclass(a, BaseModel)]
+            optional = [
+                a for a in get_args(ann) if isinstance(a, type) and issubclass(a, BaseModel)
+            ]
             if optional:  # an optional section (null: off): its keys too
                 sections.append((name, optional[0]))
         for name, section in sections:
