@@ -127,7 +127,9 @@ def test_loads_with_tensorflow_alone_and_saved_model_cli_lists_signatures(export
     (out, err), (shown, cli_err) = (p.communicate(timeout=120) for p in procs)
     assert procs[0].returncode == 0, err[-2000:]
     result = json.loads(out.strip().splitlines()[-1])
-    assert result["signatures"] == ["recommend", "score", "serving_default", "similar_items"]
+    assert result["signatures"] == [
+        "explain", "recommend", "recommend_from_history", "score", "serving_default", "similar_items"
+    ]  # fmt: skip
     assert result["recommend"] == {"item_ids": [2, 3], "scores": [2, 3], "known_user": [2]}
     assert result["score"] == [1] and result["similar"] == [1, 2]
     assert not result["ncf_imported"]
@@ -431,6 +433,7 @@ def test_no_optimizer_state_in_the_export(exports, runs):
     )
     n = len(ex.items)
     serving = n * sum(t.output_dim for t in model.item_towers) + 2 * n + 2 * nnz + len(ex.users) + 2
+    serving += sum(t.output_dim for t in model.user_towers)  # the fold-in's start: mean user
     assert saved == weights + serving  # Adam's two slots per weight would double it
 
 

@@ -440,7 +440,9 @@ def test_model_status_and_metadata(server):
         "version": "2",
     }
     defs = meta["metadata"]["signature_def"]["signature_def"]
-    assert set(defs) == {"serving_default", "score", "recommend", "similar_items"}
+    assert set(defs) == {
+        "serving_default", "score", "recommend", "similar_items", "recommend_from_history", "explain"
+    }  # fmt: skip
     assert defs["recommend"]["inputs"]["k"]["tensor_shape"] == {"dim": [{"size": "-1"}]}  # batched
     assert defs["recommend"]["outputs"]["scores"]["dtype"] == "DT_FLOAT"
 

@@ -36,7 +36,7 @@ from ncf.data.interactions import Interactions
 from ncf.data.split import Split
 from ncf.data.vocab import Vocabulary
 from ncf.errors import NcfError
-from ncf.io import write_json
+from ncf.io import read_json, write_json
 from ncf.registry import family
 from ncf.train.rundir import RunDir
 
@@ -81,8 +81,13 @@ def dataset_of_run(run: RunDir) -> Dataset:
         item_feature_names=tuple(features.get("item_feature_names", ())),
         user_features=_nonempty(features.get("user_features")),
         user_feature_names=tuple(features.get("user_feature_names", ())),
+        feature_encoders=_encoders(run.path / "vocab" / "feature_encoders.json"),
     )
     return Dataset(inter, split)
+
+
+def _encoders(path: Path) -> dict:
+    return read_json(path) if path.is_file() else {}
 
 
 def _nonempty(matrix: np.ndarray | None) -> np.ndarray | None:
