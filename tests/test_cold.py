@@ -289,3 +289,14 @@ def test_score_items_by_features_in_the_tf1_loader_cli_and_http(runs, exports, f
         np.testing.assert_allclose(answer["outputs"], expected, rtol=1e-5)
     finally:
         assert server.stop() == 0
+
+
+def test_user_feature_tables_join_the_users(folder):
+    users = folder / "users.csv"
+    users.write_text("uid,age,job\nu0,30,artist\nu1,50,\nu2,,doctor\n")
+    table = f"data.user_features={{path: {users}, id: uid, numeric: [age], categorical: [job]}}"
+    data = load_dataset(cold_config(folder, table)).interactions
+    assert data.user_feature_names == ("age", "job:artist", "job:doctor")
+    rows = data.user_features[data.users.lookup(np.array(["u0", "u1", "u2", "u3"]))]
+    np.testing.assert_allclose(rows, [[-1, 1, 0], [1, 0, 0], [0, 0, 1], [0, 0, 0]], atol=1e-6)
+    assert data.feature_encoders["user"]["table"]["means"] == {"age": 40.0}
