@@ -72,6 +72,7 @@ def _neural(model_type: str, epochs: int = 60, **model) -> Callable[[Checkerboar
         import keras
 
         from ncf.config import ModelConfig, TrainConfig
+        from ncf.data.histories import Histories
         from ncf.data.pipeline import TrainingStream
         from ncf.data.split import Split
         from ncf.models import build_model, optimizer_from_config
@@ -80,10 +81,17 @@ def _neural(model_type: str, epochs: int = 60, **model) -> Callable[[Checkerboar
         empty = np.zeros(0, np.int32)
         split = Split(d.num_users, d.num_items, d.train_user, d.train_item, empty, empty, d.test_user,
                       d.test_item, np.zeros((0, 1), np.int32), np.zeros((len(d.test_user), 1), np.int32))  # fmt: skip
-        train = TrainConfig(batch_size=32, learning_rate=0.02, num_negatives=4)
+        loss = "softmax" if model_type == "history" else "bce"
+        train = TrainConfig(batch_size=32, learning_rate=0.02, num_negatives=4, loss=loss)
         keras.utils.set_random_seed(NEURAL_SEED)
-        net = build_model(ModelConfig(type=model_type, **model), d.num_users, d.num_items)
-        stream = TrainingStream(split, train, seed=NEURAL_SEED)
+        config = ModelConfig(type=model_type, **model)
+        net = build_model(config, d.num_users, d.num_items, loss=loss, seed=NEURAL_SEED)
+        if model_type == "history":  # no timestamps: each example's history is the rest
+            histories = Histories.build(d.train_user, d.train_item, None, d.num_users, d.num_items)
+            net.set_histories(histories.table(config.history.length))
+            stream = TrainingStream(split, train, NEURAL_SEED, histories, config.history.length)
+        else:
+            stream = TrainingStream(split, train, seed=NEURAL_SEED)
         net.compile(optimizer=optimizer_from_config(train, stream.steps_per_epoch))
         epochs_data = stream.dataset(0)
         for epoch in range(1, epochs):  # one fit() over many epochs of fresh negatives
@@ -107,6 +115,7 @@ RECOMMENDERS = [
     pytest.param((_neural("gmf", embedding_dim=4), 2), id="gmf"),
     pytest.param((_neural("mlp", mlp_layers=[8, 8]), 2), id="mlp"),
     pytest.param((_neural("neumf", embedding_dim=4, mlp_layers=[8, 8]), 2), id="neumf"),
+    pytest.param((_neural("history", embedding_dim=8, epochs=40), 2), id="history"),
 ]
 
 
