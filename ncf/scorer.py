@@ -125,6 +125,14 @@ class KerasModel:
     model: Any
 
 
+@dataclass(frozen=True)
+class PooledHistory:
+    """A Keras ``HistoryModel``: users are pooled from their latest items (a table in the
+    model), so any list of items is a user; similar items are the nearest output embeddings."""
+
+    model: Any
+
+
 def top_k_mask(scores: np.ndarray, k: int) -> np.ndarray:
     """Boolean mask of the ``k`` largest entries of each row; NaN entries are never chosen.
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ncf.scorer import KerasModel
+from ncf.scorer import KerasModel, PooledHistory
 
 
 class NeuralScorer:
@@ -33,7 +33,9 @@ class NeuralScorer:
     def score_all(self, users: np.ndarray) -> np.ndarray:
         return self._all(np.asarray(users, np.int32)).numpy()
 
-    def serving_form(self) -> KerasModel:
+    def serving_form(self) -> KerasModel | PooledHistory:
+        if hasattr(self.model, "score_histories"):
+            return PooledHistory(self.model)
         return KerasModel(self.model)
 
 

@@ -219,11 +219,13 @@ def score_meaning(form: Any, config: Config) -> str:
 
 def about_users(form: Any, config: Config) -> dict[str, Any]:
     """What the export holds about users, for ``model.json`` and the docs."""
-    from ncf.scorer import ItemToItem, UserToUser
+    from ncf.scorer import ItemToItem, PooledHistory, UserToUser
 
     held = ["raw user ids (assets/users.txt and the lookup table in the graph)"]
     if isinstance(form, ItemToItem | UserToUser):
         held.append("each user's train interactions (the kNN scores are computed from them)")
+    elif isinstance(form, PooledHistory):
+        held.append("each user's latest train items (the history table the user tower pools)")
     elif config.model.type != "popularity":
         held.append("per-user model parameters (embeddings or factors)")
     if config.export.include_seen:

@@ -154,6 +154,12 @@ def _warm_start(source: RunDir, change: Change, out: Path, epochs: int, verbose:
     from ncf.train.state import save_model
 
     config = source.config
+    if config.model.type == "history":
+        raise NcfError(
+            f"{source.path}: a warm start of model.type history is not supported (its "
+            "history table and padding row do not follow id maps yet); add --exact to retrain "
+            "from scratch on the changed data"
+        )
     dataset = change.dataset
     write_run_inputs(out, config, dataset)
     old = load_keras_model(source.path / "model.keras")

@@ -173,6 +173,8 @@ def build_for(config: Config, dataset: Dataset, pretrained: tuple[str, ...] = ()
         user_features=features["user"],
         item_features=features["item"],
         loss=config.train.loss,
+        seed=config.run.seed,
+        sampled_items=config.train.sampled_items,
     )
     if config.model.pretrained.gmf:
         _init_pretrained(config, dataset, model, pretrained)
