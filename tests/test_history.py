@@ -215,3 +215,17 @@ def test_ncf_train_history_then_recommend_from_the_export(tmp_path):
     assert "history vector" in shown.stdout  # the family says what its scores mean
     listed = json.loads(shown.stdout)
     assert len(listed["items"] if "items" in listed else listed["recommendations"]) == 5
+    # forgetting a user: a warm start is refused (exit 2, no new run), --exact retrains
+    forget = [sys.executable, "-m", "ncf.cli", "forget", str(run), "--user", user]
+    refused = subprocess.run(
+        [*forget, "--out", str(tmp_path / "warm")], capture_output=True, text=True, timeout=600
+    )
+    assert refused.returncode == 2 and "--exact" in refused.stderr, refused.stderr[-2000:]
+    assert not (tmp_path / "warm").exists()
+    exact = subprocess.run(
+        [*forget, "--exact", "--out", str(tmp_path / "exact")],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert exact.returncode == 0, exact.stderr[-3000:]
+    users = (tmp_path / "exact" / "vocab" / "users.txt").read_text().split("\n")
+    assert user not in users
