@@ -45,6 +45,7 @@ from ncf.train.callbacks import (
     Validation,
     divergence_error,
 )
+from ncf.train.distribute import ReplicatedEpochs, Replication
 from ncf.train.state import PhaseState, load_state
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,8 @@ class Phase:
             ``monitor``; without it every epoch is the best so far.
         initial: builds the fresh model the phase starts from (its weights are copied into
             the compiled model); None: the compiled model is fresh already.
+        restore: the folder the phase resumes from, when not ``folder`` (a non-chief worker
+            writes to its own temporary folder and resumes from the chief's).
     """
 
     label: str
@@ -77,6 +80,7 @@ class Phase:
     split: Split
     validate: bool
     initial: ModelBuilder | None = None
+    restore: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -103,39 +107,39 @@ def run_phase(
     monitor: str,
     verbose: int,
     extra_callbacks: Sequence[Any] = (),
+    replication: Replication | None = None,
 ) -> PhaseResult:
     """Train (or resume) ``phase`` with the compiled ``model`` (see :func:`compile_model`);
-    ``scorer`` ranks validation with it. Returns it with its best epoch's weights restored."""
+    ``scorer`` ranks validation with it. Returns it with its best epoch's weights restored.
+    With ``replication`` the epochs run under its strategy (:mod:`ncf.train.distribute`)."""
     from ncf.models.optim import set_steps_per_epoch
 
     stream = TrainingStream(phase.split, config.train, config.run.seed)
-    state = load_state(phase.folder)
+    source = phase.restore or phase.folder
+    state = load_state(source)
     if state is None or state.checkpoint is None:
         state = PhaseState()
         if phase.initial is not None:
             seed_everything(config.run.seed)
             reinitialise(model, phase.initial())
     else:
-        model.load_weights(phase.folder / state.checkpoint)  # weights and optimizer state
+        model.load_weights(source / state.checkpoint)  # weights and optimizer state
     set_steps_per_epoch(model.optimizer, stream.steps_per_epoch)
-    compiles = model.train_function is None  # compile() clears it; the first fit() traces it
+    epochs = None
+    if replication is not None:
+        epochs = ReplicatedEpochs(model, replication.strategy, STEPS_PER_EXECUTION)
+        verbose = 0  # no progress bar: the epoch lines say it all
+    compiles = epochs is not None or model.train_function is None  # the first epoch traces
     callbacks, board = _callbacks(config, dataset, phase, state, scorer, monitor, verbose, compiles)
     ran = False  # whether this call trained an epoch (the model then holds the last one)
     for epoch in range(state.epoch, phase.epochs):
         if state.stopped:
             break
         ran = True
-        with warnings.catch_warnings():
-            # The last execution of an epoch may ask for more steps than are left; intended.
-            warnings.filterwarnings("ignore", message="Your input ran out of data")
-            model.fit(
-                stream.dataset(epoch),
-                epochs=epoch + 1,
-                initial_epoch=epoch,
-                callbacks=[*callbacks, *extra_callbacks],
-                verbose=verbose,
-                shuffle=False,
-            )
+        if epochs is not None:
+            epochs.fit_epoch(stream, epoch, [*callbacks, *extra_callbacks])
+        else:
+            _fit_epoch(model, stream, epoch, [*callbacks, *extra_callbacks], verbose)
         if state.diverged_epoch is not None:
             board.close()
             raise divergence_error(state, phase.folder)
@@ -144,13 +148,32 @@ def run_phase(
         state.stopped = "epoch cap"
     if state.best_weights and not (ran and state.best_epoch == state.epoch):
         # (otherwise the model holds the best epoch's weights already: it just trained it)
-        model.load_weights(phase.folder / state.best_weights)
+        best = phase.folder / state.best_weights
+        model.load_weights(best if best.exists() else source / state.best_weights)
     return PhaseResult(model, state, stream)
 
 
-def compile_model(model: Any, config: Config) -> Any:
+def _fit_epoch(
+    model: Any, stream: TrainingStream, epoch: int, callbacks: list, verbose: int
+) -> None:
+    """One epoch of plain ``keras.Model.fit``."""
+    with warnings.catch_warnings():
+        # The last execution of an epoch may ask for more steps than are left; intended.
+        warnings.filterwarnings("ignore", message="Your input ran out of data")
+        model.fit(
+            stream.dataset(epoch),
+            epochs=epoch + 1,
+            initial_epoch=epoch,
+            callbacks=callbacks,
+            verbose=verbose,
+            shuffle=False,
+        )
+
+
+def compile_model(model: Any, config: Config, jit_compile: bool = True) -> Any:
     """Compile ``model`` for every phase of the run, with its optimizer built (so a checkpoint
-    restores the optimizer state too). The schedule's epoch length is set by each phase."""
+    restores the optimizer state too). The schedule's epoch length is set by each phase.
+    Under a strategy (``jit_compile=False``) XLA is off: its steps exchange gradients."""
     from ncf.models import optimizer_from_config
 
     model.compile(
@@ -158,7 +181,7 @@ def compile_model(model: Any, config: Config) -> Any:
         # Several steps per call and XLA: per-step overhead dominates these small models
         # (measured: about 2x the examples/s of one eager step per call at batch 2048).
         steps_per_execution=STEPS_PER_EXECUTION,
-        jit_compile=True,
+        jit_compile=jit_compile,
     )
     model.optimizer.build(model.trainable_variables)
     return model
