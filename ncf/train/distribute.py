@@ -189,12 +189,12 @@ class ReplicatedEpochs:
         self._steps = tf.function(self._run_steps)
 
     def _run_steps(self, iterator: Any, count: Any) -> Any:
+        """``count`` train steps; returns the replicas' mean of their running epoch loss."""
         import tensorflow as tf
 
-        step = self.model.train_step
-        for _ in tf.range(count - 1):
-            self.strategy.run(step, args=(next(iterator),))
-        logs = self.strategy.run(step, args=(next(iterator),))
+        for _ in tf.range(count):
+            self.strategy.run(self.model.train_step, args=(next(iterator),))
+        logs = self.strategy.run(self.model.get_metrics_result)  # each replica's own
         return self.strategy.reduce("MEAN", logs["loss"], axis=None)
 
     def dataset(self, stream: Any, epoch: int) -> Any:
