@@ -97,7 +97,9 @@ def test_multi_worker_mistakes_exit_2(tmp_path):
     no_config = _ncf("train", *common, "--run-dir", str(tmp_path / "r"), env={"TF_CONFIG": ""})
     assert no_config.returncode == 2 and "TF_CONFIG is not set" in no_config.stderr
     assert "Traceback" not in no_config.stderr
-    odd = _ncf("launch", str(QUICKSTART), *set_args(*RUN, "train.batch_size=2047"), "--workers", "2")
+    odd = _ncf(
+        "launch", str(QUICKSTART), *set_args(*RUN, "train.batch_size=2047"), "--workers", "2"
+    )
     assert odd.returncode == 2 and "does not split evenly over 2 workers" in odd.stderr
     baseline = _ncf(
         "train",
@@ -105,9 +107,18 @@ def test_multi_worker_mistakes_exit_2(tmp_path):
         *set_args("model.type=popularity"),
         "--run-dir",
         str(tmp_path / "b"),
-        env={"TF_CONFIG": '{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 0}}'},
+        env={
+            "TF_CONFIG": '{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 0}}'
+        },
     )
     assert baseline.returncode == 2 and "not a neural model" in baseline.stderr
+
+
+def test_parameter_server_is_refused_by_name():
+    from ncf.config import load_config
+
+    with pytest.raises(ConfigError, match="'none', 'mirrored' or 'multi_worker'"):
+        load_config(QUICKSTART, ["train.distribute.strategy=parameter_server"])
 
 
 # -- the batches -------------------------------------------------------------------------------
@@ -196,6 +207,20 @@ def test_two_workers_match_one_process(one_process, tmp_path):
     assert result.returncode == 0, result.stdout[-3000:]
     assert "[worker 1] worker 1 of 2 done" in result.stdout
     assert not any(p.name.startswith("ncf-worker") for p in run.iterdir())
+    _assert_close(one_process, _metrics(run))
+
+
+def test_mirrored_trains_the_one_process_model(one_process, tmp_path):
+    """``mirrored`` on this CPU-only machine: one replica, through the replicated epoch loop."""
+    run = tmp_path / "mirrored"
+    result = _ncf(
+        "train",
+        str(QUICKSTART),
+        *set_args(*RUN, "train.distribute.strategy=mirrored"),
+        "--run-dir",
+        str(run),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
     _assert_close(one_process, _metrics(run))
 
 

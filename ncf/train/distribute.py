@@ -186,7 +186,7 @@ class ReplicatedEpochs:
 
         self.model, self.strategy = model, strategy
         self.steps_per_execution = int(steps_per_execution)
-        self._steps = tf.function(self._run_steps)
+        self.steps = tf.function(self._run_steps)
 
     def _run_steps(self, iterator: Any, count: Any) -> Any:
         """``count`` train steps; returns the replicas' mean of their running epoch loss."""
@@ -236,7 +236,7 @@ class ReplicatedEpochs:
         while done < steps and not model.stop_training:
             count = min(self.steps_per_execution, steps - done)
             hooks.on_train_batch_begin(done)
-            loss = self._steps(iterator, tf.constant(count, tf.int64))
+            loss = self.steps(iterator, tf.constant(count, tf.int64))
             done += count
             hooks.on_train_batch_end(done - 1, {"loss": float(loss)})
         # sync-on-read metric variables, read across replicas: the epoch's global mean

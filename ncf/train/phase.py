@@ -17,7 +17,11 @@ Early stopping is decided in one place, the :class:`~ncf.train.callbacks.EarlySt
 callback, through Keras' ``model.stop_training``; the decision is saved in ``state.json`` so
 a run killed after it does not train further when resumed. Each epoch is its own ``fit()``
 call over that epoch's dataset: with ``steps_per_execution`` > 1 Keras would otherwise run
-whole executions across epoch boundaries of a shared iterator.
+whole executions across epoch boundaries of a shared iterator. Under a ``tf.distribute``
+strategy (``train.distribute``) each epoch is run instead by
+:class:`~ncf.train.distribute.ReplicatedEpochs` (Keras' ``train_step`` under
+``strategy.run``, the same callbacks), because Keras 3's ``fit`` cannot run these models
+under a strategy; the rest of the loop is shared.
 """
 
 from __future__ import annotations
