@@ -27,7 +27,14 @@ from ncf.config import DistributeConfig
 from ncf.errors import ConfigError
 from ncf.train.distribute import cluster_from_env
 
-RUN = [*TINY, "train.batch_size=2048", "train.epochs=3", "train.histograms=false"]
+# With a refit, so that both phases of a run are distributed.
+RUN = [
+    *TINY,
+    "train.batch_size=2048",
+    "train.epochs=3",
+    "train.histograms=false",
+    "train.refit=true",
+]
 MULTI = DistributeConfig(strategy="multi_worker")
 
 
@@ -47,8 +54,13 @@ def _metrics(run: Path) -> dict:
 
 def _assert_close(one: dict, many: dict) -> None:
     assert [h["epoch"] for h in one["history"]] == [h["epoch"] for h in many["history"]]
-    losses = [h["loss"] for h in one["history"]], [h["loss"] for h in many["history"]]
-    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-5)
+    for run in (one, many):
+        assert len(run["refit"]["history"]) == 3
+    for key in ("history", "refit"):
+        first, second = (m[key] if key == "history" else m[key]["history"] for m in (one, many))
+        np.testing.assert_allclose(
+            [h["loss"] for h in second], [h["loss"] for h in first], rtol=1e-5
+        )
     for protocol, values in one["test"].items():
         for name, value in values.items():
             assert abs(many["test"][protocol][name] - value) <= 1e-3, (protocol, name)
@@ -207,6 +219,8 @@ def test_two_workers_match_one_process(one_process, tmp_path):
     assert result.returncode == 0, result.stdout[-3000:]
     assert "[worker 1] worker 1 of 2 done" in result.stdout
     assert not any(p.name.startswith("ncf-worker") for p in run.iterdir())
+    assert (run / "model.keras").exists() and (run / "selected.keras").exists()
+    assert "strategy: multi_worker" in (run / "config.yaml").read_text()
     _assert_close(one_process, _metrics(run))
 
 

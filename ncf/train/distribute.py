@@ -51,6 +51,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -243,6 +244,22 @@ class ReplicatedEpochs:
         logs = {name: float(value) for name, value in model.get_metrics_result().items()}
         hooks.on_epoch_end(epoch, logs)
         hooks.on_train_end(logs)
+
+
+_EPOCHS: weakref.WeakKeyDictionary[Any, ReplicatedEpochs] = weakref.WeakKeyDictionary()
+
+
+def replicated_epochs(model: Any, strategy: Any, steps_per_execution: int) -> ReplicatedEpochs:
+    """The model's :class:`ReplicatedEpochs`, made once, so the selection and the refit share
+    one traced step (as they share Keras' compiled ``train_function`` without a strategy)."""
+    if model not in _EPOCHS:
+        _EPOCHS[model] = ReplicatedEpochs(model, strategy, steps_per_execution)
+    return _EPOCHS[model]
+
+
+def traced(model: Any) -> bool:
+    """Whether the model's replicated step exists already (its first epoch traced it)."""
+    return model in _EPOCHS
 
 
 @contextmanager

@@ -49,7 +49,7 @@ from ncf.train.callbacks import (
     Validation,
     divergence_error,
 )
-from ncf.train.distribute import ReplicatedEpochs, Replication
+from ncf.train.distribute import Replication, replicated_epochs, traced
 from ncf.train.state import PhaseState, load_state
 
 log = logging.getLogger(__name__)
@@ -130,10 +130,11 @@ def run_phase(
         model.load_weights(source / state.checkpoint)  # weights and optimizer state
     set_steps_per_epoch(model.optimizer, stream.steps_per_epoch)
     epochs = None
+    compiles = model.train_function is None  # compile() clears it; the first fit() traces it
     if replication is not None:
-        epochs = ReplicatedEpochs(model, replication.strategy, STEPS_PER_EXECUTION)
+        compiles = not traced(model)
+        epochs = replicated_epochs(model, replication.strategy, STEPS_PER_EXECUTION)
         verbose = 0  # no progress bar: the epoch lines say it all
-    compiles = epochs is not None or model.train_function is None  # the first epoch traces
     callbacks, board = _callbacks(config, dataset, phase, state, scorer, monitor, verbose, compiles)
     ran = False  # whether this call trained an epoch (the model then holds the last one)
     for epoch in range(state.epoch, phase.epochs):
