@@ -198,14 +198,39 @@ class IalsConfig(_Section):
     )
 
 
+class HistoryConfig(_Section):
+    """The history-pooled user tower (``model.type: history``)."""
+
+    length: int = Field(50, gt=0, description="latest items of a user the tower reads (L)")
+    dropout: float = Field(
+        0.3, ge=0, lt=1, description="probability that a history item is dropped in training"
+    )
+    causal: bool = Field(
+        True,
+        description="a training example's history holds the user's items up to its own "
+        "timestamp (ties included, itself excluded), as when the held-out latest item is "
+        "ranked; false (or data without timestamps): every other item of the user",
+    )
+
+
 class ModelConfig(_Section):
     """The model: a user tower, an item tower and an interaction head, or a classical baseline."""
 
     type: Literal[
-        "mf", "gmf", "mlp", "neumf", "itemknn", "userknn", "popularity", "ease", "ials"
+        "mf",
+        "gmf",
+        "mlp",
+        "neumf",
+        "history",
+        "itemknn",
+        "userknn",
+        "popularity",
+        "ease",
+        "ials",
     ] = Field(
         "neumf",
-        description="interaction head (mf, gmf, mlp, neumf) or baseline (itemknn, userknn, popularity, ease, ials)",
+        description="interaction head (mf, gmf, mlp, neumf), history-pooled user tower "
+        "(history) or baseline (itemknn, userknn, popularity, ease, ials)",
     )
     embedding_dim: int = Field(
         8,
@@ -245,6 +270,7 @@ class ModelConfig(_Section):
     weighting: Literal["binary", "rating"] = Field(
         "binary", description="itemknn/userknn: matrix entries are 1 or the rating"
     )
+    history: HistoryConfig = Field(default_factory=HistoryConfig, description="history only")
     ease: EaseConfig = Field(default_factory=EaseConfig, description="ease only")
     ials: IalsConfig = Field(default_factory=IalsConfig, description="ials only")
 
@@ -301,11 +327,18 @@ class TrainConfig(_Section):
 
     epochs: int = Field(20, gt=0, description="maximum number of epochs")
     batch_size: int = Field(256, gt=0, description="training examples per step")
-    loss: Literal["bce", "bpr"] = Field(
-        "bce", description="bce: pointwise log loss on sampled negatives; bpr: pairwise"
+    loss: Literal["bce", "bpr", "softmax", "sampled_softmax"] = Field(
+        "bce",
+        description="bce: pointwise log loss on sampled negatives; bpr: pairwise; softmax: "
+        "cross-entropy over the whole catalogue; sampled_softmax: over sampled_items drawn "
+        "from negative_sampling's distribution, log-Q corrected (softmax losses: model.type "
+        "history)",
     )
     num_negatives: int = Field(
         4, gt=0, description="sampled negatives per positive, fresh every epoch"
+    )
+    sampled_items: int = Field(
+        1024, gt=0, description="sampled_softmax: items drawn per batch, shared by its examples"
     )
     negative_sampling: Literal["uniform", "popularity"] = Field(
         "uniform", description="distribution of training negatives"
@@ -423,6 +456,18 @@ class Config(_Section):
     def _check(self) -> Config:
         if self.data.source == "synthetic":
             self.check_catalogue(self.data.synthetic.items)
+        softmax = self.train.loss in ("softmax", "sampled_softmax")
+        if softmax != (self.model.type == "history"):
+            raise ValueError(
+                f"train.loss {self.train.loss} does not fit model.type {self.model.type}: "
+                "model.type history trains with train.loss softmax or sampled_softmax, the "
+                "other neural types with bce or bpr"
+            )
+        if self.model.type == "history" and self.model.l2_embedding:
+            raise ValueError(
+                "model.l2_embedding is not used by model.type history (it regularises with "
+                "model.history.dropout); remove it"
+            )
         if self.train.refit and not self.data.split.validation:
             raise ValueError(
                 "train.refit needs a validation split to choose the epoch; "

@@ -34,6 +34,7 @@ MODULES = {
     "gmf": "ncf.models.family",
     "mlp": "ncf.models.family",
     "neumf": "ncf.models.family",
+    "history": "ncf.models.family",
     "itemknn": "ncf.baselines.knn",
     "userknn": "ncf.baselines.knn",
     "popularity": "ncf.baselines.popularity",

@@ -6,7 +6,8 @@ put each user's withheld item within its top ``k`` of the full ranking, answer t
 interface with the right shapes and dtypes, and make ``score_items`` agree with ``score_all``.
 
 To add a recommender, add one line to ``RECOMMENDERS``: a factory ``Checkerboard -> Scorer``
-and the ``k`` it must reach (1 for the kNN models; 2 for the neural ones, whose sampled
+and the ``k`` it must reach (1 for the kNN models; 2 for the neural ones, the history model
+with both softmax losses among them, whose sampled
 negatives include the withheld item itself about one draw in twelve here; popularity cannot tell the groups
 apart and gets block size + 1, its pessimistic rank among the 7 equally popular items).
 The neural models' outcome here depends on the training seed: with some seeds one of the
@@ -65,13 +66,16 @@ def _fit(cls, **kwargs) -> Callable[[Checkerboard], Scorer]:
     return lambda d: cls.fit(d.num_users, d.num_items, d.train_user, d.train_item, **kwargs)
 
 
-def _neural(model_type: str, epochs: int = 60, **model) -> Callable[[Checkerboard], Scorer]:
+def _neural(
+    model_type: str, epochs: int = 60, loss: str = "", **model
+) -> Callable[[Checkerboard], Scorer]:
     """An NCF model trained with the real input pipeline (fresh negatives each epoch) and fit()."""
 
     def factory(d: Checkerboard) -> Scorer:
         import keras
 
         from ncf.config import ModelConfig, TrainConfig
+        from ncf.data.histories import Histories
         from ncf.data.pipeline import TrainingStream
         from ncf.data.split import Split
         from ncf.models import build_model, optimizer_from_config
@@ -80,10 +84,21 @@ def _neural(model_type: str, epochs: int = 60, **model) -> Callable[[Checkerboar
         empty = np.zeros(0, np.int32)
         split = Split(d.num_users, d.num_items, d.train_user, d.train_item, empty, empty, d.test_user,
                       d.test_item, np.zeros((0, 1), np.int32), np.zeros((len(d.test_user), 1), np.int32))  # fmt: skip
-        train = TrainConfig(batch_size=32, learning_rate=0.02, num_negatives=4)
+        chosen = loss or ("softmax" if model_type == "history" else "bce")
+        train = TrainConfig(
+            batch_size=32, learning_rate=0.02, num_negatives=4, loss=chosen, sampled_items=8
+        )
         keras.utils.set_random_seed(NEURAL_SEED)
-        net = build_model(ModelConfig(type=model_type, **model), d.num_users, d.num_items)
-        stream = TrainingStream(split, train, seed=NEURAL_SEED)
+        config = ModelConfig(type=model_type, **model)
+        net = build_model(
+            config, d.num_users, d.num_items, loss=chosen, seed=NEURAL_SEED, sampled_items=8
+        )
+        if model_type == "history":  # no timestamps: each example's history is the rest
+            histories = Histories.build(d.train_user, d.train_item, None, d.num_users, d.num_items)
+            net.set_histories(histories.table(config.history.length))
+            stream = TrainingStream(split, train, NEURAL_SEED, histories, config.history.length)
+        else:
+            stream = TrainingStream(split, train, seed=NEURAL_SEED)
         net.compile(optimizer=optimizer_from_config(train, stream.steps_per_epoch))
         epochs_data = stream.dataset(0)
         for epoch in range(1, epochs):  # one fit() over many epochs of fresh negatives
@@ -107,6 +122,11 @@ RECOMMENDERS = [
     pytest.param((_neural("gmf", embedding_dim=4), 2), id="gmf"),
     pytest.param((_neural("mlp", mlp_layers=[8, 8]), 2), id="mlp"),
     pytest.param((_neural("neumf", embedding_dim=4, mlp_layers=[8, 8]), 2), id="neumf"),
+    pytest.param((_neural("history", embedding_dim=8, epochs=40), 2), id="history"),
+    pytest.param(
+        (_neural("history", embedding_dim=8, epochs=40, loss="sampled_softmax"), 2),
+        id="history-sampled",
+    ),
 ]
 
 

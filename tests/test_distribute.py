@@ -32,7 +32,7 @@ RUN = [
     *TINY,
     "train.batch_size=2048",
     "train.epochs=3",
-    "train.histograms=false",
+    "train.histograms=true",  # the default: the projector is the chief's alone
     "train.refit=true",
 ]
 MULTI = DistributeConfig(strategy="multi_worker")

@@ -32,11 +32,12 @@ SMALLER = [  # exports of four model types: the tiny data, smaller again
 ]
 
 
-KINDS = ("mf", "gmf", "mlp", "neumf", "itemknn", "userknn", "popularity", "ease", "ials")
+KINDS = ("mf", "gmf", "mlp", "neumf", "history", "itemknn", "userknn", "popularity", "ease", "ials")
+EXTRA = {"history": ("train.loss=softmax", "model.history.length=8")}
 
 
 def tiny_run(tmp: Path, kind: str, *extra: str) -> RunDir:
-    config = tiny_config(tmp, f"model.type={kind}", *SMALLER, *extra)
+    config = tiny_config(tmp, f"model.type={kind}", *SMALLER, *EXTRA.get(kind, ()), *extra)
     return RunDir(train(config, verbose=0).run_dir)
 
 

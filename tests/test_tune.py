@@ -64,6 +64,7 @@ def test_every_shipped_search_space_fits_its_model_type():
         "gmf",
         "mlp",
         "neumf",
+        "history",
     }
     for path in spaces:
         space = load_space(path)

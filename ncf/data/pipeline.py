@@ -25,9 +25,14 @@ interaction once whatever ``R`` is, and a run can resume on a different number o
 Every worker draws the whole block and keeps its columns: the draw is a small part of a
 step (the positives are shuffled and the negatives drawn per block of 64 batches).
 
+``softmax`` and ``sampled_softmax`` (the history model) draw no negatives here (``m = 1``):
+each slot is a positive with its own history, ``[B, L]`` items of the user up to the
+positive's time (:mod:`ncf.data.histories`), cut in the graph from the positive's row.
+
 Batch layout:
 - ``bce``: ``({"user": [B] int32, "item": [B] int32}, label [B] float32)``;
-- ``bpr``: ``({"user", "item", "negative_item"}, zeros [B])``.
+- ``bpr``: ``({"user", "item", "negative_item"}, zeros [B])``;
+- softmax losses: ``({"user", "item", "history": [B, L]}, zeros [B])``.
 
 Memory, for ``n`` positives: the positives (8 bytes each), the epoch's order (8, plus 4
 while it is drawn), the membership test (at most ``max(64 MiB, 32 n)`` bytes, see
@@ -42,6 +47,7 @@ import tensorflow as tf
 
 from ncf.config import TrainConfig
 from ncf.data.graph_negatives import GraphNegatives, GraphPositives
+from ncf.data.histories import Histories
 from ncf.data.split import Split
 from ncf.errors import DataError
 from ncf.rng import rng_for
@@ -68,14 +74,28 @@ class TrainingStream:
         split: its ``train_*`` arrays are the positives.
         config: batch size, loss, negatives and their distribution.
         seed: the run's seed.
+        histories: the softmax losses: ``split``'s train rows in history order, and
+            ``history_length`` the ``L`` of each example's history.
     """
 
-    def __init__(self, split: Split, config: TrainConfig, seed: int) -> None:
+    def __init__(
+        self,
+        split: Split,
+        config: TrainConfig,
+        seed: int,
+        histories: Histories | None = None,
+        history_length: int = 0,
+    ) -> None:
         if split.num_train == 0:
             raise DataError("the train split is empty: there is nothing to train on")
         self.split, self.config, self.seed = split, config, int(seed)
-        self.per_positive = (
-            1 + config.num_negatives if config.loss == "bce" else config.num_negatives
+        self.softmax = config.loss in ("softmax", "sampled_softmax")
+        if self.softmax and (histories is None or history_length <= 0):
+            raise ValueError(f"train.loss {config.loss} needs the train rows' histories")
+        self.histories, self.history_length = histories, int(history_length)
+        self._history_tensors: dict[str, tf.Tensor] | None = None
+        self.per_positive = {"bce": 1 + config.num_negatives, "bpr": config.num_negatives}.get(
+            config.loss, 1
         )
         self.block = CHUNK_BATCHES * config.batch_size  # example slots per block
         self._tensors: tuple[tf.Tensor, tf.Tensor, GraphNegatives] | None = None
@@ -85,6 +105,7 @@ class TrainingStream:
             input_signature=[
                 tf.TensorSpec([], tf.int64),
                 tf.TensorSpec([2], tf.int64),
+                tf.TensorSpec([None], tf.int32),
                 tf.TensorSpec([None], tf.int32),
                 tf.TensorSpec([None], tf.int32),
             ],
@@ -146,18 +167,26 @@ class TrainingStream:
         )
         user_by_slot, item_by_slot = tf.gather(users, order), tf.gather(items, order)
         blocks = -(-self.examples_per_epoch // self.block)
+        if self.softmax and self._history_tensors is None:
+            assert self.histories is not None
+            self._history_tensors = self.histories.graph()
         dataset = tf.data.Dataset.range(blocks).map(
-            lambda c: self._block_fn(c, seed, user_by_slot, item_by_slot),
+            lambda c: self._block_fn(c, seed, user_by_slot, item_by_slot, order),
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=True,
         )
         return dataset.unbatch().prefetch(tf.data.AUTOTUNE)
 
     def _block(
-        self, c: tf.Tensor, seed: tf.Tensor, user_by_slot: tf.Tensor, item_by_slot: tf.Tensor
+        self,
+        c: tf.Tensor,
+        seed: tf.Tensor,
+        user_by_slot: tf.Tensor,
+        item_by_slot: tf.Tensor,
+        row_by_slot: tf.Tensor,
     ) -> Batch:
         """Block ``c``'s batches, ``[batches, B]`` each: shuffled slots and fresh negatives;
-        ``*_by_slot`` are the positives in the epoch's order."""
+        ``*_by_slot`` are the positives (and their train rows) in the epoch's order."""
         negatives = self.tensors()[2]
         total, batch, block = self.examples_per_epoch, self.config.batch_size, self.block
         start = c * block
@@ -171,6 +200,16 @@ class TrainingStream:
         positive, kind = slots // self.per_positive, slots % self.per_positive
         user, item = tf.gather(user_by_slot, positive), tf.gather(item_by_slot, positive)
         negative_seed = fold(block_seed, 1)
+        if self.softmax:
+            assert self.histories is not None and self._history_tensors is not None
+            rows = tf.gather(row_by_slot, positive)
+            history = self.histories.window(self._history_tensors, rows, user, self.history_length)
+            features = {
+                "user": tf.reshape(user, [-1, batch]),
+                "item": tf.reshape(item, [-1, batch]),
+                "history": tf.reshape(history, [-1, batch, self.history_length]),
+            }
+            return features, tf.zeros(tf.shape(features["user"]), tf.float32)
         if self.config.loss == "bpr":
             features = {
                 "user": user,

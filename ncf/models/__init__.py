@@ -7,6 +7,7 @@ fuses trained GMF and MLP models into NeuMF (He et al. 2017, §3.4.1).
 """
 
 from ncf.models.heads import DotHead, GMFHead, MLPBlock, MLPHead, NeuMFHead
+from ncf.models.history import HistoryModel
 from ncf.models.losses import bce_loss, bpr_loss
 from ncf.models.model import NCFModel, build_model
 from ncf.models.optim import learning_rate_from_config, optimizer_from_config
@@ -16,6 +17,7 @@ from ncf.models.towers import Tower
 __all__ = [
     "DotHead",
     "GMFHead",
+    "HistoryModel",
     "MLPBlock",
     "MLPHead",
     "NCFModel",

@@ -1,4 +1,4 @@
-"""The neural families (mf, gmf, mlp, neumf) for :mod:`ncf.registry`.
+"""The neural families (mf, gmf, mlp, neumf, history) for :mod:`ncf.registry`.
 
 They are trained by :mod:`ncf.train` (epochs, validation, checkpoints), saved as
 ``model.keras`` in the run directory and served through their Keras model.
@@ -16,6 +16,11 @@ HYPERPARAMETERS = {
     "gmf": ("embedding_dim",),
     "mlp": ("mlp_layers",),
     "neumf": ("embedding_dim", "mlp_layers"),
+    "history": ("embedding_dim", "history.length", "history.dropout"),
+}
+MEANINGS = {
+    "history": "log-softmax score up to a constant (the user's history vector against the "
+    "item's output embedding, plus item bias; only the order matters per user)",
 }
 
 
@@ -32,6 +37,12 @@ def load_neural(run: Path):
 
 
 FAMILIES = {
-    head: Family(name=head, neural=True, hyperparameters=params, load=load_neural)
+    head: Family(
+        name=head,
+        neural=True,
+        hyperparameters=params,
+        load=load_neural,
+        score_meaning=MEANINGS.get(head, ""),
+    )
     for head, params in HYPERPARAMETERS.items()
 }

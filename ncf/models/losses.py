@@ -6,6 +6,19 @@
 - ``bpr`` (Rendle et al. 2009, "BPR: Bayesian Personalized Ranking from Implicit Feedback"):
   pairwise over a positive ``i`` and a sampled negative ``j`` of the same user,
   ``l = -log σ(s(u, i) - s(u, j)) = softplus(s(u, j) - s(u, i))``.
+- ``softmax`` (full softmax cross-entropy over the catalogue, as in Covington et al. 2016
+  without sampling): ``l = log Σ_j exp(s(u, j)) - s(u, i)``.
+- ``sampled_softmax`` (importance sampling, Bengio & Senécal 2008; the log-Q correction of
+  Yi et al. 2019): ``S`` items ``j_1..j_S`` drawn from a proposal ``q`` and shared by the
+  batch estimate the partition function ``Σ_{j≠i} exp(s(u, j))`` by
+  ``Σ_k exp(s(u, j_k) - log(S q_{j_k}))``; a draw equal to the example's own positive is
+  masked (an "accidental hit")::
+
+      o_k = s(u, j_k) - log(S q_{j_k})   (-inf where j_k = i)
+      l   = log(exp(s(u, i)) + Σ_k exp(o_k)) - s(u, i)
+
+  As ``S`` grows it tends to the full softmax loss (tests/test_history.py checks it); with
+  a popularity proposal the correction stops popular items from being over-penalised.
 
 L2 regularisation is not here: it comes from Keras weight regularizers (``model.losses``).
 """
@@ -16,7 +29,7 @@ from typing import Any
 
 from keras import ops
 
-LOSSES = ("bce", "bpr")
+LOSSES = ("bce", "bpr", "softmax", "sampled_softmax")
 
 
 def bce_loss(labels: Any, logits: Any) -> Any:
@@ -36,3 +49,28 @@ def reduce_mean(per_example: Any, sample_weight: Any = None) -> Any:
         weight = ops.cast(ops.reshape(sample_weight, ops.shape(per_example)), per_example.dtype)
         per_example = per_example * weight
     return ops.mean(per_example)
+
+
+def softmax_loss(logits: Any, targets: Any) -> Any:
+    """Per-example full softmax cross-entropy: ``logits [B, N]`` over the catalogue, ``targets
+    [B]`` int item indices; ``logsumexp(logits) - logits[target]``."""
+    targets = ops.cast(ops.reshape(targets, (-1,)), "int32")
+    picked = ops.take_along_axis(logits, targets[:, None], axis=1)[:, 0]
+    return ops.logsumexp(logits, axis=1) - picked
+
+
+def sampled_softmax_loss(
+    positive_logits: Any, sampled_logits: Any, sampled_log_q: Any, hits: Any
+) -> Any:
+    """Per-example sampled softmax with the log-Q correction (see the module docstring).
+
+    Args:
+        positive_logits: ``[B]`` ``s(u, i)``.
+        sampled_logits: ``[B, S]`` ``s(u, j_k)``.
+        sampled_log_q: ``[S]`` ``log(S q_{j_k})``.
+        hits: ``[B, S]`` bool, ``j_k == i``: masked.
+    """
+    sampled = sampled_logits - sampled_log_q[None, :]
+    sampled = ops.where(hits, ops.full_like(sampled, -1e30), sampled)
+    every = ops.concatenate([positive_logits[:, None], sampled], axis=1)
+    return ops.logsumexp(every, axis=1) - positive_logits

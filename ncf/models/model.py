@@ -42,7 +42,7 @@ from keras import ops
 
 from ncf.config import ModelConfig
 from ncf.models.heads import DotHead, GMFHead, MLPHead, NeuMFHead
-from ncf.models.losses import LOSSES, bce_loss, bpr_loss, reduce_mean
+from ncf.models.losses import bce_loss, bpr_loss, reduce_mean
 from ncf.models.towers import Tower
 
 HEADS = ("mf", "gmf", "mlp", "neumf")
@@ -59,6 +59,9 @@ _LEGACY_KEYS = (
 
 def _interleave(user_parts: list[Any], item_parts: list[Any]) -> list[Any]:
     return [t for pair in zip(user_parts, item_parts, strict=True) for t in pair]
+
+
+PAIR_LOSSES = ("bce", "bpr")  # the softmax losses are the history model's
 
 
 @keras.saving.register_keras_serializable(package="ncf")
@@ -115,8 +118,8 @@ class NCFModel(keras.Model):
         super().__init__(**kwargs)
         if head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, got {head!r}")
-        if loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+        if loss not in PAIR_LOSSES:
+            raise ValueError(f"loss must be one of {PAIR_LOSSES}, got {loss!r}")
         mlp_layers, tower_layers = [int(n) for n in mlp_layers], [int(n) for n in tower_layers]
         if head in ("mlp", "neumf") and (not mlp_layers or mlp_layers[0] % 2):
             raise ValueError(f"mlp_layers[0] must be even for {head} (got {mlp_layers})")
@@ -378,12 +381,29 @@ def build_model(
     user_features: np.ndarray | None = None,
     item_features: np.ndarray | None = None,
     loss: str = "bce",
-) -> NCFModel:
-    """The :class:`NCFModel` that ``config`` describes (the one place config meets model).
+    seed: int = 0,
+    sampled_items: int = 1024,
+) -> Any:
+    """The :class:`NCFModel` (or, for ``history``, the
+    :class:`~ncf.models.history.HistoryModel`) that ``config`` describes (the one place
+    config meets model).
 
     A feature matrix is used only when ``config.user_features`` (``item_features``) is true,
     so the config alone decides the architecture ("join when the data has them").
     """
+    if config.type == "history":
+        from ncf.models.history import HistoryModel
+
+        return HistoryModel(
+            num_users,
+            num_items,
+            embedding_dim=config.embedding_dim,
+            history_length=config.history.length,
+            dropout=config.history.dropout,
+            loss=loss,
+            sampled_items=sampled_items,
+            seed=seed,
+        )
     if config.type not in HEADS:
         raise ValueError(f"model type {config.type!r} is not neural; expected one of {HEADS}")
     return NCFModel(

@@ -209,10 +209,12 @@ class ReplicatedEpochs:
             if local == 1:
                 return data
             width = stream.config.batch_size // context.num_replicas_in_sync
+
             # consecutive elements go to this worker's replicas in turn
-            split = data.map(
-                lambda x, y: tf.nest.map_structure(lambda t: tf.reshape(t, [local, width]), (x, y))
-            )
+            def columns(t: tf.Tensor) -> tf.Tensor:  # [B, ...] -> [local, width, ...]
+                return tf.reshape(t, tf.concat([[local, width], tf.shape(t)[1:]], axis=0))
+
+            split = data.map(lambda x, y: tf.nest.map_structure(columns, (x, y)))
             return split.unbatch()
 
         return self.strategy.distribute_datasets_from_function(replica_batches)

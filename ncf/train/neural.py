@@ -64,7 +64,14 @@ def fit_neural(
     this process writes (a non-chief worker's temporary folder) and ``replication.restore``
     the run directory it resumes from (:mod:`ncf.train.distribute`)."""
     with scope_of(replication):
-        return _fit_neural(config, dataset, path, monitor, verbose, extra_callbacks, replication)
+        fitted = _fit_neural(config, dataset, path, monitor, verbose, extra_callbacks, replication)
+    # Outside the strategy's scope: a variable made inside it would be a collective op that
+    # every worker must join; only the chief writes the projector (its run has the vocab).
+    if config.train.histograms and (replication is None or replication.cluster.is_chief):
+        from ncf.train.projector import write_projector
+
+        write_projector(path / "tensorboard", fitted.final.model.item_embeddings(), path)
+    return fitted
 
 
 def _fit_neural(
@@ -131,10 +138,6 @@ def _fit_neural(
         extra["refit"] = {"epochs": refit.state.epoch, **_throughput(refit)}
         extra["refit"]["history"] = refit.state.history
     save_model(model, path / "model.keras")
-    if config.train.histograms:
-        from ncf.train.projector import write_projector
-
-        write_projector(path / "tensorboard", model.item_embeddings(), path)
     return Fitted(selected, scorer, state.history, extra, val)
 
 
@@ -211,6 +214,8 @@ def build_for(config: Config, dataset: Dataset, pretrained: tuple[str, ...] = ()
         user_features=features["user"],
         item_features=features["item"],
         loss=config.train.loss,
+        seed=config.run.seed,
+        sampled_items=config.train.sampled_items,
     )
     if config.model.pretrained.gmf:
         _init_pretrained(config, dataset, model, pretrained)

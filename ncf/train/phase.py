@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ncf.config import Config
 from ncf.data.dataset import Dataset
 from ncf.data.pipeline import TrainingStream
@@ -118,7 +120,6 @@ def run_phase(
     With ``replication`` the epochs run under its strategy (:mod:`ncf.train.distribute`)."""
     from ncf.models.optim import set_steps_per_epoch
 
-    stream = TrainingStream(phase.split, config.train, config.run.seed)
     source = phase.restore or phase.folder
     state = load_state(source)
     if state is None or state.checkpoint is None:
@@ -128,6 +129,7 @@ def run_phase(
             reinitialise(model, phase.initial())
     else:
         model.load_weights(source / state.checkpoint)  # weights and optimizer state
+    stream = training_stream(config, dataset, phase.split, model)
     set_steps_per_epoch(model.optimizer, stream.steps_per_epoch)
     epochs = None
     compiles = model.train_function is None  # compile() clears it; the first fit() traces it
@@ -173,6 +175,24 @@ def _fit_epoch(
             verbose=verbose,
             shuffle=False,
         )
+
+
+def training_stream(config: Config, dataset: Dataset, split: Split, model: Any) -> TrainingStream:
+    """The phase's batches. The history model also gets, from the data it fits on, the
+    table of each user's latest items it serves from and its sampled softmax's proposal."""
+    if config.model.type != "history":
+        return TrainingStream(split, config.train, config.run.seed)
+    from ncf.data.histories import Histories
+
+    spec, train = config.model.history, config.train
+    histories = Histories.of_split(split, dataset.interactions, spec.causal)
+    model.set_histories(histories.table(spec.length))
+    weights = None
+    if train.negative_sampling == "popularity":
+        counts = np.bincount(split.train_item, minlength=split.num_items)
+        weights = counts.astype(np.float64) ** train.popularity_power
+    model.set_proposal(weights)
+    return TrainingStream(split, train, config.run.seed, histories, spec.length)
 
 
 def compile_model(model: Any, config: Config, jit_compile: bool = True) -> Any:

@@ -1,0 +1,99 @@
+"""Every model on one data set, over seeds: the comparison table of docs/benchmarks.md.
+
+    NCF_DATA_DIR=../shared/data python scripts/bench_models.py --data ml-100k --seeds 1,2,3
+    python scripts/bench_models.py --data synthetic-dense --seeds 1,2,3
+    python scripts/bench_models.py --data synthetic-sparse --seeds 1,2,3 --models ease,history
+
+Each (model, seed) is one ``ncf train configs/ml-100k/<model>.yaml --set run.seed=S`` in its
+own process (the shipped configs as they are; for the synthetic sets with the data keys
+replaced), so every model is chosen on validation and refit as its config says, and the test
+split is ranked once. Prints one Markdown row per model: mean ± standard deviation (ddof 1)
+of test HR@10 and NDCG@10 under both protocols, and the mean seconds of the whole command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+MODELS = (
+    "popularity", "itemknn", "userknn", "ease", "ials", "mf", "gmf", "mlp", "neumf", "best",
+)  # fmt: skip
+DATA = {
+    "ml-100k": [],
+    # MovieLens-100K's shape, three times denser / four times sparser, from the generator
+    "synthetic-dense": [
+        "data.source=synthetic", "data.name=null", "data.synthetic.users=1000",
+        "data.synthetic.items=800", "data.synthetic.interactions=100000",
+    ],
+    "synthetic-sparse": [
+        "data.source=synthetic", "data.name=null", "data.synthetic.users=4000",
+        "data.synthetic.items=3000", "data.synthetic.interactions=60000",
+    ],
+}  # fmt: skip
+COLUMNS = [("sampled", "HR@10"), ("sampled", "NDCG@10"), ("full", "HR@10"), ("full", "NDCG@10")]
+
+
+def run_one(model: str, seed: int, data: list[str], folder: Path) -> tuple[dict, float]:
+    sets = [f"run.seed={seed}", f"run.dir={folder / model / str(seed)}", *data]
+    command = [
+        sys.executable,
+        "-m",
+        "ncf.cli",
+        "train",
+        str(REPO / "configs" / "ml-100k" / f"{model}.yaml"),
+    ]
+    command += [arg for value in sets for arg in ("--set", value)]
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, env=os.environ.copy())
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{model} seed {seed} failed:\n{done.stderr[-3000:]}")
+    metrics_file = next((folder / model / str(seed)).glob("*/*/metrics.json"))
+    return json.loads(metrics_file.read_text()), seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data", choices=sorted(DATA), default="ml-100k")
+    parser.add_argument("--seeds", default="1,2,3")
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--json", help="append each run's figures here as JSON lines")
+    args = parser.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",")]
+    header = " | ".join(f"{p} {m}" for p, m in COLUMNS)
+    print(f"| model ({args.data}) | seeds | {header} | s per run |")
+    print("|" + " --- |" * (len(COLUMNS) + 3), flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        for model in args.models.split(","):
+            results = [run_one(model, seed, DATA[args.data], Path(tmp)) for seed in seeds]
+            if args.json:
+                with open(args.json, "a") as fh:
+                    for seed, (m, s) in zip(seeds, results, strict=True):
+                        row = {"data": args.data, "model": model, "seed": seed, "seconds": s}
+                        fh.write(json.dumps({**row, "test": m["test"], "val": m["val"]}) + "\n")
+            cells = []
+            for protocol, metric in COLUMNS:
+                values = np.array([m["test"][protocol][metric] for m, _ in results])
+                spread = values.std(ddof=1) if len(values) > 1 else 0.0
+                cells.append(f"{values.mean():.4f} ± {spread:.4f}")
+            seconds = np.mean([s for _, s in results])
+            print(
+                f"| {model} | {args.seeds} | " + " | ".join(cells) + f" | {seconds:.0f} |",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
