@@ -68,8 +68,21 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise NcfError("ncf train needs a CONFIG file (or --resume RUN_DIR)")
         config = load_config(args.config, args.overrides)
         result = train(config, args.run_dir, resume=not args.fresh, verbose=verbose)
+    if "worker" in result.metrics:  # a non-chief worker of a multi-worker job
+        metrics = result.metrics
+        print(
+            f"worker {metrics['worker']} of {metrics['workers']} done; the chief writes "
+            f"{result.run_dir / 'metrics.json'}"
+        )
+        return 0
     print(format_run_result(result.metrics, result.run_dir))
     return 0
+
+
+def cmd_launch(args: argparse.Namespace) -> int:
+    from ncf.train.launch import launch
+
+    return launch(args.config, args.overrides, args.workers, args.run_dir, args.max_restarts)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -514,6 +527,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="start a new run even if an unfinished run of the same config exists",
     )
     train.set_defaults(func=cmd_train)
+
+    launch = sub.add_parser(
+        "launch",
+        help="train on N local worker processes (multi_worker, TF_CONFIG generated); "
+        "restarts the job from its last checkpoint when a worker dies",
+    )
+    _config_args(launch)
+    launch.add_argument("--workers", type=int, required=True, help="number of worker processes")
+    launch.add_argument(
+        "--run-dir", help="folder for this run (default: <run.dir>/<run.name>/<timestamp>)"
+    )
+    launch.add_argument(
+        "--max-restarts",
+        type=int,
+        default=3,
+        help="times the job is restarted after a worker dies (default 3)",
+    )
+    launch.set_defaults(func=cmd_launch)
 
     ev = sub.add_parser("evaluate", help="re-evaluate a finished run (model or baseline)")
     ev.add_argument("run_dir", help="a run directory printed by ncf train")

@@ -340,6 +340,26 @@ class EarlyStoppingConfig(_Section):
     min_delta: float = Field(0.0, ge=0, description="smallest change that counts as an improvement")
 
 
+class DistributeConfig(_Section):
+    """Data-parallel training on ``tf.distribute`` (see docs/distributed.md)."""
+
+    strategy: Literal["none", "mirrored", "multi_worker"] = Field(
+        "none",
+        description="none: one process, one device; mirrored: every local GPU (or the CPU) of "
+        "one process (MirroredStrategy); multi_worker: one process per host, cluster from "
+        "TF_CONFIG (MultiWorkerMirroredStrategy; start them with ncf launch, or one ncf train "
+        "--run-dir SHARED per host). Each global batch of train.batch_size is split evenly "
+        "over the replicas",
+    )
+    timeout_seconds: float = Field(
+        120.0,
+        gt=0,
+        description="multi_worker: a collective (gradient exchange) that waits longer than this "
+        "fails, so a dead peer ends the job instead of hanging it; the cluster manager (or ncf "
+        "launch) restarts it from the last epoch checkpoint",
+    )
+
+
 class TrainConfig(_Section):
     """The optimisation: loss, negatives, optimiser, schedule, early stopping."""
 
@@ -390,6 +410,9 @@ class TrainConfig(_Section):
     )
     histograms: bool = Field(
         True, description="write weight histograms and the embedding projector to TensorBoard"
+    )
+    distribute: DistributeConfig = Field(
+        default_factory=DistributeConfig, description="data-parallel training on tf.distribute"
     )
 
 

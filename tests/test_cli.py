@@ -18,7 +18,17 @@ from ncf.cli import main
 QUICK = str(QUICKSTART)
 
 
-COMMANDS = ("data", "train", "evaluate", "compare", "export", "recommend", "similar", "serve")
+COMMANDS = (
+    "data",
+    "train",
+    "launch",
+    "evaluate",
+    "compare",
+    "export",
+    "recommend",
+    "similar",
+    "serve",
+)
 
 
 def test_help_lists_every_subcommand():

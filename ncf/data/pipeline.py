@@ -16,7 +16,14 @@ With ``n`` train positives, ``k = train.num_negatives`` and batch size ``B``, an
 
 Every random choice uses a stateless seed folded from ``(run.seed, epoch)``, the block and
 the round: batch ``b`` of epoch ``e`` is a function of ``(seed, e, b)`` alone, so a resumed run
-draws what an uninterrupted one would, and workers can each take their own blocks.
+draws what an uninterrupted one would.
+
+Data parallelism (:mod:`ncf.train.distribute`): with ``R`` replicas, replica ``r`` trains on
+columns ``[r B/R, (r+1) B/R)`` of each global batch (:meth:`TrainingStream.dataset` with
+``shard``). The global batches are the one-process ones, so an epoch covers every
+interaction once whatever ``R`` is, and a run can resume on a different number of workers.
+Every worker draws the whole block and keeps its columns: the draw is a small part of a
+step (the positives are shuffled and the negatives drawn per block of 64 batches).
 
 ``softmax`` and ``sampled_softmax`` (the history model) draw no negatives here (``m = 1``):
 each slot is a positive with its own history, ``[B, L]`` items of the user up to the
@@ -52,6 +59,12 @@ Batch = tuple[dict[str, tf.Tensor], tf.Tensor]
 
 def fold(seed: tf.Tensor, data: tf.Tensor | int) -> tf.Tensor:
     return tf.random.experimental.stateless_fold_in(seed, data)
+
+
+def shard_batch(batch: Batch, shard: int, width: int) -> Batch:
+    """Columns ``[shard * width, (shard + 1) * width)`` of every tensor of a global batch."""
+    start = shard * width
+    return tf.nest.map_structure(lambda t: t[start : start + width], batch)
 
 
 class TrainingStream:
@@ -135,8 +148,23 @@ class TrainingStream:
         pair = rng_for(self.seed, "negatives", int(epoch)).integers(0, 2**31 - 1, size=2)
         return tf.constant(pair, tf.int64)
 
-    def dataset(self, epoch: int) -> tf.data.Dataset:
-        """The ``steps_per_epoch`` batches of epoch ``epoch`` (0-based)."""
+    def dataset(self, epoch: int, shard: int = 0, shards: int = 1) -> tf.data.Dataset:
+        """The ``steps_per_epoch`` batches of epoch ``epoch`` (0-based).
+
+        With ``shards > 1`` each batch is replica ``shard``'s share of the global batch: its
+        columns ``[shard * b, (shard + 1) * b)``, ``b = B / shards``. The global batch is the
+        one-process batch, so the shards of a step together hold exactly the examples a
+        one-process run trains on in that step (see :func:`shard_batch`).
+        """
+        dataset = self._global(epoch)
+        if shards == 1:
+            return dataset
+        width = self.config.batch_size // shards
+        if width * shards != self.config.batch_size:
+            raise ValueError(f"batch size {self.config.batch_size} is not a multiple of {shards}")
+        return dataset.map(lambda x, y: shard_batch((x, y), shard, width))
+
+    def _global(self, epoch: int) -> tf.data.Dataset:
         users, items, _ = self.tensors()
         seed = self.epoch_seed(epoch)
         order = tf.random.experimental.stateless_shuffle(

@@ -31,6 +31,7 @@ import numpy as np
 from keras import ops
 
 from ncf.models.losses import reduce_mean, sampled_softmax_loss, softmax_loss
+from ncf.models.model import per_replica_share
 
 SOFTMAX_LOSSES = ("softmax", "sampled_softmax")
 
@@ -211,7 +212,7 @@ class HistoryModel(keras.Model):
         loss = reduce_mean(per_example, sample_weight)
         for term in self.losses:
             loss = loss + ops.sum(term)
-        return loss
+        return per_replica_share(loss)
 
     def _sampled(self, vectors: Any, items: Any) -> Any:
         sampled = keras.random.categorical(

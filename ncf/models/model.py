@@ -344,7 +344,12 @@ class NCFModel(keras.Model):
         training: bool = True,
     ) -> Any:
         """The data loss of ``y_pred`` (from ``self(x, training=True)``, which also adds the
-        batch's mean embedding penalty to ``self.losses``) plus ``self.losses``."""
+        batch's mean embedding penalty to ``self.losses``) plus ``self.losses``.
+
+        Under a ``tf.distribute`` strategy with ``R`` replicas each replica returns its
+        share, ``1/R`` of its batch's loss, as Keras' own ``compute_loss`` does: the optimizer
+        sums the replicas' gradients, and Keras' train step multiplies the value it shows by
+        ``R`` again (see :func:`per_replica_share`)."""
         loss_terms = []
         if self.loss_name == "bpr":
             if not isinstance(x, dict) or "negative_item" not in x:
@@ -360,7 +365,7 @@ class NCFModel(keras.Model):
         loss = reduce_mean(per_example, sample_weight)
         for term in loss_terms + self.losses:
             loss = loss + ops.sum(term)
-        return loss
+        return per_replica_share(loss)
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -379,6 +384,17 @@ class NCFModel(keras.Model):
             "num_item_features": self.num_item_features,
             "max_pair_elements": self.max_pair_elements,
         }
+
+
+def per_replica_share(loss: Any) -> Any:
+    """``loss / R`` with ``R`` replicas in sync (1 outside a strategy): the convention of Keras'
+    TensorFlow trainer, whose ``train_step`` sums the replicas' gradients and shows the loss
+    times ``R``. A ``compute_loss`` override that skips it trains with ``R`` times the gradient
+    and shows ``R`` times the loss (tests/test_distribute.py checks both against Keras)."""
+    import tensorflow as tf
+
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    return loss if replicas == 1 else loss * (1.0 / replicas)
 
 
 def build_model(

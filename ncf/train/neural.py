@@ -35,6 +35,7 @@ from ncf.config import Config
 from ncf.data.dataset import Dataset
 from ncf.errors import ConfigError, NcfError
 from ncf.evaluation import evaluate
+from ncf.train.distribute import Replication, scope_of
 from ncf.train.fitted import Fitted
 from ncf.train.phase import Phase, PhaseResult, compile_model, run_phase, seed_everything
 from ncf.train.state import load_state, save_model
@@ -55,12 +56,39 @@ def fit_neural(
     monitor: str,
     verbose: int,
     extra_callbacks: Sequence[Any] = (),
+    replication: Replication | None = None,
 ) -> Fitted:
-    """Select the epoch on validation (then refit, if configured) and save ``model.keras``."""
+    """Select the epoch on validation (then refit, if configured) and save ``model.keras``.
+
+    With ``replication`` the model lives and trains under its strategy; ``path`` is where
+    this process writes (a non-chief worker's temporary folder) and ``replication.restore``
+    the run directory it resumes from (:mod:`ncf.train.distribute`)."""
+    with scope_of(replication):
+        fitted = _fit_neural(config, dataset, path, monitor, verbose, extra_callbacks, replication)
+    # Outside the strategy's scope: a variable made inside it would be a collective op that
+    # every worker must join; only the chief writes the projector (its run has the vocab).
+    if config.train.histograms and (replication is None or replication.cluster.is_chief):
+        from ncf.train.projector import write_projector
+
+        write_projector(path / "tensorboard", fitted.final.model.item_embeddings(), path)
+    return fitted
+
+
+def _fit_neural(
+    config: Config,
+    dataset: Dataset,
+    path: Path,
+    monitor: str,
+    verbose: int,
+    extra_callbacks: Sequence[Any],
+    replication: Replication | None,
+) -> Fitted:
     from ncf.models.scorer import NeuralScorer
 
     seed_everything(config.run.seed)
-    model = compile_model(build_for(config, dataset, PRETRAINED_SELECTED), config)
+    model = compile_model(
+        build_for(config, dataset, PRETRAINED_SELECTED), config, jit_compile=replication is None
+    )
     scorer = NeuralScorer(model)  # traced once; follows the model's weights
     selection = run_phase(
         config,
@@ -72,12 +100,14 @@ def fit_neural(
             config.train.epochs,
             dataset.split,
             validate=config.data.split.validation,
+            restore=_restore(replication, "checkpoints"),
         ),
         model,
         scorer,
         monitor,
         verbose,
         extra_callbacks,
+        replication,
     )
     state = selection.state
     extra: dict[str, Any] = {
@@ -96,16 +126,24 @@ def fit_neural(
         save_model(model, path / SELECTED_MODEL)
         selected = None  # its weights are about to be replaced; its metrics are in ``val``
         refit = _refit(
-            config, dataset, path, int(state.best_epoch or 0), model, verbose, extra_callbacks
+            config,
+            dataset,
+            path,
+            int(state.best_epoch or 0),
+            model,
+            verbose,
+            extra_callbacks,
+            replication,
         )
         extra["refit"] = {"epochs": refit.state.epoch, **_throughput(refit)}
         extra["refit"]["history"] = refit.state.history
     save_model(model, path / "model.keras")
-    if config.train.histograms:
-        from ncf.train.projector import write_projector
-
-        write_projector(path / "tensorboard", model.item_embeddings(), path)
     return Fitted(selected, scorer, state.history, extra, val)
+
+
+def _restore(replication: Replication | None, folder: str) -> Path | None:
+    """The chief's phase folder a worker resumes from (None: the process's own)."""
+    return replication.restore / folder if replication is not None else None
 
 
 def _validate(config: Config, dataset: Dataset, scorer: Any) -> dict[str, dict[str, float]]:
@@ -121,9 +159,11 @@ def _refit(
     model: Any,
     verbose: int,
     extra_callbacks: Sequence[Any],
+    replication: Replication | None = None,
 ) -> PhaseResult:
     folder = path / "checkpoints" / "refit"
-    state = load_state(folder)
+    restore = _restore(replication, "checkpoints/refit")
+    state = load_state(restore or folder)
     if state is None or state.epoch < epochs:
         log.info(f"refit: training a fresh model on train + validation for {epochs} epochs")
     phase = Phase(
@@ -134,8 +174,9 @@ def _refit(
         dataset.split.with_validation_in_train(),
         validate=False,
         initial=lambda: build_for(config, dataset, PRETRAINED_FINAL),
+        restore=restore,
     )
-    return run_phase(config, dataset, phase, model, None, "", verbose, extra_callbacks)
+    return run_phase(config, dataset, phase, model, None, "", verbose, extra_callbacks, replication)
 
 
 def _throughput(result: PhaseResult) -> dict[str, Any]:

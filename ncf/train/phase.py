@@ -17,7 +17,11 @@ Early stopping is decided in one place, the :class:`~ncf.train.callbacks.EarlySt
 callback, through Keras' ``model.stop_training``; the decision is saved in ``state.json`` so
 a run killed after it does not train further when resumed. Each epoch is its own ``fit()``
 call over that epoch's dataset: with ``steps_per_execution`` > 1 Keras would otherwise run
-whole executions across epoch boundaries of a shared iterator.
+whole executions across epoch boundaries of a shared iterator. Under a ``tf.distribute``
+strategy (``train.distribute``) each epoch is run instead by
+:class:`~ncf.train.distribute.ReplicatedEpochs` (Keras' ``train_step`` under
+``strategy.run``, the same callbacks), because Keras 3's ``fit`` cannot run these models
+under a strategy; the rest of the loop is shared.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from ncf.train.callbacks import (
     Validation,
     divergence_error,
 )
+from ncf.train.distribute import Replication, replicated_epochs, traced
 from ncf.train.state import PhaseState, load_state
 
 log = logging.getLogger(__name__)
@@ -70,6 +75,8 @@ class Phase:
             ``monitor``; without it every epoch is the best so far.
         initial: builds the fresh model the phase starts from (its weights are copied into
             the compiled model); None: the compiled model is fresh already.
+        restore: the folder the phase resumes from, when not ``folder`` (a non-chief worker
+            writes to its own temporary folder and resumes from the chief's).
     """
 
     label: str
@@ -79,6 +86,7 @@ class Phase:
     split: Split
     validate: bool
     initial: ModelBuilder | None = None
+    restore: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -105,39 +113,40 @@ def run_phase(
     monitor: str,
     verbose: int,
     extra_callbacks: Sequence[Any] = (),
+    replication: Replication | None = None,
 ) -> PhaseResult:
     """Train (or resume) ``phase`` with the compiled ``model`` (see :func:`compile_model`);
-    ``scorer`` ranks validation with it. Returns it with its best epoch's weights restored."""
+    ``scorer`` ranks validation with it. Returns it with its best epoch's weights restored.
+    With ``replication`` the epochs run under its strategy (:mod:`ncf.train.distribute`)."""
     from ncf.models.optim import set_steps_per_epoch
 
-    state = load_state(phase.folder)
+    source = phase.restore or phase.folder
+    state = load_state(source)
     if state is None or state.checkpoint is None:
         state = PhaseState()
         if phase.initial is not None:
             seed_everything(config.run.seed)
             reinitialise(model, phase.initial())
     else:
-        model.load_weights(phase.folder / state.checkpoint)  # weights and optimizer state
+        model.load_weights(source / state.checkpoint)  # weights and optimizer state
     stream = training_stream(config, dataset, phase.split, model)
     set_steps_per_epoch(model.optimizer, stream.steps_per_epoch)
+    epochs = None
     compiles = model.train_function is None  # compile() clears it; the first fit() traces it
+    if replication is not None:
+        compiles = not traced(model)
+        epochs = replicated_epochs(model, replication.strategy, STEPS_PER_EXECUTION)
+        verbose = 0  # no progress bar: the epoch lines say it all
     callbacks, board = _callbacks(config, dataset, phase, state, scorer, monitor, verbose, compiles)
     ran = False  # whether this call trained an epoch (the model then holds the last one)
     for epoch in range(state.epoch, phase.epochs):
         if state.stopped:
             break
         ran = True
-        with warnings.catch_warnings():
-            # The last execution of an epoch may ask for more steps than are left; intended.
-            warnings.filterwarnings("ignore", message="Your input ran out of data")
-            model.fit(
-                stream.dataset(epoch),
-                epochs=epoch + 1,
-                initial_epoch=epoch,
-                callbacks=[*callbacks, *extra_callbacks],
-                verbose=verbose,
-                shuffle=False,
-            )
+        if epochs is not None:
+            epochs.fit_epoch(stream, epoch, [*callbacks, *extra_callbacks])
+        else:
+            _fit_epoch(model, stream, epoch, [*callbacks, *extra_callbacks], verbose)
         if state.diverged_epoch is not None:
             board.close()
             raise divergence_error(state, phase.folder)
@@ -146,8 +155,26 @@ def run_phase(
         state.stopped = "epoch cap"
     if state.best_weights and not (ran and state.best_epoch == state.epoch):
         # (otherwise the model holds the best epoch's weights already: it just trained it)
-        model.load_weights(phase.folder / state.best_weights)
+        best = phase.folder / state.best_weights
+        model.load_weights(best if best.exists() else source / state.best_weights)
     return PhaseResult(model, state, stream)
+
+
+def _fit_epoch(
+    model: Any, stream: TrainingStream, epoch: int, callbacks: list, verbose: int
+) -> None:
+    """One epoch of plain ``keras.Model.fit``."""
+    with warnings.catch_warnings():
+        # The last execution of an epoch may ask for more steps than are left; intended.
+        warnings.filterwarnings("ignore", message="Your input ran out of data")
+        model.fit(
+            stream.dataset(epoch),
+            epochs=epoch + 1,
+            initial_epoch=epoch,
+            callbacks=callbacks,
+            verbose=verbose,
+            shuffle=False,
+        )
 
 
 def training_stream(config: Config, dataset: Dataset, split: Split, model: Any) -> TrainingStream:
@@ -168,9 +195,10 @@ def training_stream(config: Config, dataset: Dataset, split: Split, model: Any) 
     return TrainingStream(split, train, config.run.seed, histories, spec.length)
 
 
-def compile_model(model: Any, config: Config) -> Any:
+def compile_model(model: Any, config: Config, jit_compile: bool = True) -> Any:
     """Compile ``model`` for every phase of the run, with its optimizer built (so a checkpoint
-    restores the optimizer state too). The schedule's epoch length is set by each phase."""
+    restores the optimizer state too). The schedule's epoch length is set by each phase.
+    Under a strategy (``jit_compile=False``) XLA is off: its steps exchange gradients."""
     from ncf.models import optimizer_from_config
 
     model.compile(
@@ -178,7 +206,7 @@ def compile_model(model: Any, config: Config) -> Any:
         # Several steps per call and XLA: per-step overhead dominates these small models
         # (measured: about 2x the examples/s of one eager step per call at batch 2048).
         steps_per_execution=STEPS_PER_EXECUTION,
-        jit_compile=True,
+        jit_compile=jit_compile,
     )
     model.optimizer.build(model.trainable_variables)
     return model

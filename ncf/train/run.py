@@ -20,6 +20,11 @@ without test cases (or without validation cases when validation is on) and a run
 estimated memory exceeds what is available (:mod:`ncf.train.resources`). While it trains
 it holds the lock of its folder, and a folder it created is removed again if it fails
 before the first checkpoint (:mod:`ncf.train.lock`).
+
+With ``train.distribute.strategy`` the model trains under ``tf.distribute``
+(:mod:`ncf.train.distribute`); in a multi-worker job every worker runs this function with
+the same ``--run-dir``: the chief (worker 0) does all of the above, the other workers train
+in step with it and write nothing into the run directory.
 """
 
 from __future__ import annotations
@@ -41,6 +46,13 @@ from ncf.evaluation import evaluate
 from ncf.io import read_json, write_json
 from ncf.metrics import METRIC_NAMES
 from ncf.registry import family
+from ncf.train.distribute import (
+    Replication,
+    check_batch,
+    cluster_from_env,
+    make_strategy,
+    worker_folder,
+)
 from ncf.train.fitted import Fitted
 from ncf.train.lock import claim_run_dir, guarded_run
 from ncf.train.resources import check_memory
@@ -71,16 +83,49 @@ def train(
     unranked (``"test": {}``): a tuning trial must not even see it.
     """
     monitor = monitor_key(config)
+    cluster = cluster_from_env(config.train.distribute)  # before anything else: a bad TF_CONFIG
+    if cluster.distributed and not family(config.model.type).neural:
+        raise ConfigError(
+            f"train.distribute.strategy: {config.model.type} is not a neural model and is "
+            "fitted in one process; set it to none"
+        )
+    if cluster.kind == "multi_worker" and run_dir is None:
+        raise ConfigError(
+            "train.distribute.strategy multi_worker: pass --run-dir (the same folder, on a file "
+            "system every worker can read, to every worker; ncf launch does)"
+        )
     path = Path(run_dir) if run_dir else (find_resumable(config) if resume else None)
     _refuse_finished(path)
+    strategy = make_strategy(cluster, config.train.distribute)  # before other TensorFlow ops
+    if strategy is not None:
+        check_batch(config.train.batch_size, int(strategy.num_replicas_in_sync))
     dataset = load_dataset(config)
     check_cases(dataset.split, config.data.split, dataset.interactions.description)
     check_memory(config, dataset)
+    if not cluster.is_chief:
+        assert path is not None
+        return _run_worker(config, dataset, path, monitor, Replication(cluster, strategy, path))
     created = path is None or not path.exists()
     path = path or claim_run_dir(config)
+    replication = Replication(cluster, strategy, path) if strategy is not None else None
     with guarded_run(path, created):
         _refuse_finished(path)  # again, now that no other process can finish it
-        return _run(config, dataset, path, monitor, verbose, extra_callbacks, evaluate_test)
+        return _run(
+            config, dataset, path, monitor, verbose, extra_callbacks, evaluate_test, replication
+        )
+
+
+def _run_worker(
+    config: Config, dataset: Dataset, path: Path, monitor: str, replication: Replication
+) -> RunResult:
+    """A non-chief worker: trains in step with the chief, writing only to a temporary folder;
+    the chief evaluates the test split and writes ``metrics.json``."""
+    from ncf.train.neural import fit_neural
+
+    with worker_folder(replication.cluster) as scratch:
+        fit_neural(config, dataset, scratch, monitor, 0, [], replication)
+    cluster = replication.cluster
+    return RunResult(path, {"worker": cluster.index, "workers": cluster.workers})
 
 
 def _refuse_finished(path: Path | None) -> None:
@@ -96,6 +141,7 @@ def _run(
     verbose: int,
     extra_callbacks: list[Any] | None,
     evaluate_test: bool,
+    replication: Replication | None = None,
 ) -> RunResult:
     """Steps 1 (the run directory's inputs) to 3 of the module docstring, in ``path``."""
     kind = family(config.model.type)
@@ -108,7 +154,9 @@ def _run(
     if kind.neural:
         from ncf.train.neural import fit_neural
 
-        fitted = fit_neural(config, dataset, path, monitor, verbose, extra_callbacks or [])
+        fitted = fit_neural(
+            config, dataset, path, monitor, verbose, extra_callbacks or [], replication
+        )
     else:
         fitted = _fit_baseline(config, dataset, path)
     train_seconds = time.perf_counter() - start
