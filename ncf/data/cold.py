@@ -19,6 +19,8 @@ or the content model it has: that difference is what this split measures.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ncf.config import SplitConfig
@@ -27,9 +29,14 @@ from ncf.data.negatives import PositiveSet
 from ncf.errors import DataError
 from ncf.rng import rng_for
 
+if TYPE_CHECKING:
+    from ncf.data.split import Split
 
-def cold_items_split(data: Interactions, config: SplitConfig, seed: int, num_candidates: int):  # type: ignore[no-untyped-def]
-    from ncf.data.split import Split, _held_out
+
+def cold_items_split(
+    data: Interactions, config: SplitConfig, seed: int, num_candidates: int
+) -> Split:
+    from ncf.data.split import _held_out, split_from_masks
 
     user, item = data.user, data.item
     present = np.unique(item)
@@ -61,20 +68,10 @@ def cold_items_split(data: Interactions, config: SplitConfig, seed: int, num_can
         everything, user[val_mask], np.flatnonzero(~is_cold), num_candidates, rng
     )
     test_candidates = _candidates(everything, user[test_mask], cold, num_candidates, rng)
-    return Split(
-        num_users=data.num_users,
-        num_items=data.num_items,
-        train_user=user[train],
-        train_item=item[train],
-        val_user=user[val_mask],
-        val_item=item[val_mask],
-        test_user=user[test_mask],
-        test_item=item[test_mask],
-        val_candidates=val_candidates,
-        test_candidates=test_candidates,
-        stats=stats,
-        cold_items=cold.astype(np.int32),
-    )
+    return split_from_masks(
+        data, train, val_mask, test_mask, val_candidates, test_candidates, stats,
+        cold.astype(np.int32),
+    )  # fmt: skip
 
 
 def _candidates(

@@ -183,18 +183,37 @@ def make_split(
     val_candidates = sample_candidates(everything, user[val_mask], num_candidates, cand_rng)
     if test_candidates is None:
         test_candidates = sample_candidates(everything, user[test_mask], num_candidates, cand_rng)
+    return split_from_masks(
+        data, train, val_mask, test_mask, val_candidates, test_candidates, stats
+    )
+
+
+def split_from_masks(
+    data: Interactions,
+    train: np.ndarray,
+    val: np.ndarray,
+    test: np.ndarray,
+    val_candidates: np.ndarray,
+    test_candidates: np.ndarray,
+    stats: dict[str, int],
+    cold_items: np.ndarray | None = None,
+) -> Split:
+    """The :class:`Split` of ``data``'s rows chosen by the boolean masks ``train``, ``val``
+    and ``test`` (every split method ends here)."""
+    user, item = data.user, data.item
     return Split(
         num_users=data.num_users,
         num_items=data.num_items,
         train_user=user[train],
         train_item=item[train],
-        val_user=user[val_mask],
-        val_item=item[val_mask],
-        test_user=user[test_mask],
-        test_item=item[test_mask],
+        val_user=user[val],
+        val_item=item[val],
+        test_user=user[test],
+        test_item=item[test],
         val_candidates=val_candidates,
         test_candidates=test_candidates,
         stats=stats,
+        **({} if cold_items is None else {"cold_items": cold_items}),
     )
 
 
