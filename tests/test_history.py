@@ -215,6 +215,12 @@ def test_ncf_train_history_then_recommend_from_the_export(tmp_path):
     assert "history vector" in shown.stdout  # the family says what its scores mean
     listed = json.loads(shown.stdout)
     assert len(listed["items"] if "items" in listed else listed["recommendations"]) == 5
+    # ncf compare names the history model's own settings (no negatives: softmax draws none)
+    compared = subprocess.run(
+        [sys.executable, "-m", "ncf.cli", "compare", str(run)], capture_output=True, text=True
+    )
+    row = next(line for line in compared.stdout.splitlines() if "| history |" in line)
+    assert "length=10" in row and "causal=True" in row and "negatives" not in row, row
     # forgetting a user: a warm start is refused (exit 2, no new run), --exact retrains
     forget = [sys.executable, "-m", "ncf.cli", "forget", str(run), "--user", user]
     refused = subprocess.run(

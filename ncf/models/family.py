@@ -16,7 +16,7 @@ HYPERPARAMETERS = {
     "gmf": ("embedding_dim",),
     "mlp": ("mlp_layers",),
     "neumf": ("embedding_dim", "mlp_layers"),
-    "history": ("embedding_dim", "history.length", "history.dropout"),
+    "history": ("embedding_dim", "history.length", "history.dropout", "history.causal"),
 }
 MEANINGS = {
     "history": "log-softmax score up to a constant (the user's history vector against the "

@@ -42,7 +42,11 @@ def _row(run: RunDir, ks: list[int]) -> dict[str, Any]:
     params = {name.rpartition(".")[2]: _attr(model, name) for name in kind.hyperparameters}
     if kind.neural:
         train = config.train
-        params.update(negatives=train.num_negatives, lr=train.learning_rate, batch=train.batch_size)
+        if train.loss in ("bce", "bpr"):
+            params["negatives"] = train.num_negatives
+        elif train.loss == "sampled_softmax":
+            params["sampled_items"] = train.sampled_items
+        params.update(lr=train.learning_rate, batch=train.batch_size)
         params["loss"] = train.loss
         params["best_epoch"] = metrics.get("best_epoch")
     params["fit_on"] = metrics.get("fit_on", "train")
