@@ -98,7 +98,7 @@ class TrainingStream:
             config.loss, 1
         )
         self.block = CHUNK_BATCHES * config.batch_size  # example slots per block
-        self._tensors: tuple[tf.Tensor, tf.Tensor, GraphNegatives] | None = None
+        self._tensors: tuple[tf.Tensor, tf.Tensor, GraphNegatives | None] | None = None
         # Traced once per stream, not once per epoch's dataset (that cost ~0.3 s an epoch).
         self._block_fn = tf.function(
             self._block,
@@ -120,28 +120,32 @@ class TrainingStream:
     def steps_per_epoch(self) -> int:
         return -(-self.examples_per_epoch // self.config.batch_size)
 
-    def tensors(self) -> tuple[tf.Tensor, tf.Tensor, GraphNegatives]:
-        """Train users, train items and the negative sampler (built on first use)."""
+    def tensors(self) -> tuple[tf.Tensor, tf.Tensor, GraphNegatives | None]:
+        """Train users, train items and the negative sampler (built on first use; None for
+        the softmax losses, which draw no negatives here)."""
         if self._tensors is None:
             split = self.split
-            positives = GraphPositives(
-                split.train_user, split.train_item, split.num_users, split.num_items
-            )
-            counts: np.ndarray | None = None
-            power = self.config.popularity_power
-            if self.config.negative_sampling == "popularity":
-                counts = np.bincount(split.train_item, minlength=split.num_items)
-            if split.cold_items.size:  # a cold item is never a negative (ncf.data.cold)
-                weights = np.ones(split.num_items) if counts is None else counts**power
-                weights[split.cold_items] = 0.0
-                counts, power = weights, 1.0
-            negatives = GraphNegatives(positives, counts, power)
             self._tensors = (
                 tf.constant(split.train_user, tf.int32),
                 tf.constant(split.train_item, tf.int32),
-                negatives,
+                None if self.softmax else self._sampler(),
             )
         return self._tensors
+
+    def _sampler(self) -> GraphNegatives:
+        split = self.split
+        positives = GraphPositives(
+            split.train_user, split.train_item, split.num_users, split.num_items
+        )
+        counts: np.ndarray | None = None
+        power = self.config.popularity_power
+        if self.config.negative_sampling == "popularity":
+            counts = np.bincount(split.train_item, minlength=split.num_items)
+        if split.cold_items.size:  # a cold item is never a negative (ncf.data.cold)
+            weights = np.ones(split.num_items) if counts is None else counts**power
+            weights[split.cold_items] = 0.0
+            counts, power = weights, 1.0
+        return GraphNegatives(positives, counts, power)
 
     def epoch_seed(self, epoch: int) -> tf.Tensor:
         """The stateless seed of epoch ``epoch`` (0-based), from the run's seed."""
@@ -192,7 +196,6 @@ class TrainingStream:
     ) -> Batch:
         """Block ``c``'s batches, ``[batches, B]`` each: shuffled slots and fresh negatives;
         ``*_by_slot`` are the positives (and their train rows) in the epoch's order."""
-        negatives = self.tensors()[2]
         total, batch, block = self.examples_per_epoch, self.config.batch_size, self.block
         start = c * block
         count = tf.minimum(tf.constant(block, tf.int64), total - start)
@@ -215,6 +218,8 @@ class TrainingStream:
                 "history": tf.reshape(history, [-1, batch, self.history_length]),
             }
             return features, tf.zeros(tf.shape(features["user"]), tf.float32)
+        negatives = self.tensors()[2]
+        assert negatives is not None
         if self.config.loss == "bpr":
             features = {
                 "user": user,
