@@ -16,6 +16,7 @@ its workers; nothing is shared between them.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -27,6 +28,7 @@ from conftest import QUICKSTART, TINY, set_args
 
 TYPES = ("mf", "gmf", "mlp", "neumf", "itemknn", "userknn", "popularity")
 FRESH = {"neumf", "itemknn"}
+NEURAL = {"mf", "gmf", "mlp", "neumf"}
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
 NCF = [sys.executable, "-m", "ncf.cli"]
 
@@ -54,7 +56,10 @@ def test_data_stats_in_a_fresh_process():
 
 @pytest.mark.parametrize("kind", TYPES)
 def test_train_and_evaluate_in_fresh_processes(kind, tmp_path):
-    sets = set_args(f"run.dir={tmp_path / 'runs'}", *TINY, f"model.type={kind}", "train.epochs=1")
+    epochs = 2 if kind in FRESH else 1  # neumf: one compiled epoch and one steady
+    sets = set_args(
+        f"run.dir={tmp_path / 'runs'}", *TINY, f"model.type={kind}", f"train.epochs={epochs}"
+    )
     ncf("train", str(QUICKSTART), *sets)
     (run,) = (tmp_path / "runs" / "quickstart").iterdir()
     _check_permissions(run)
@@ -71,6 +76,15 @@ def _export_and_query(kind: str, run: Path, tmp_path: Path) -> None:
     """compare, export, recommend and similar, each in its own process."""
     report = ncf("compare", str(run), "--out", str(tmp_path / "report")).stdout
     assert kind in report and (tmp_path / "report" / "comparison.png").is_file()
+    # the steady seconds per epoch (compilation apart) and the first epoch's, as metrics.json
+    (row,) = csv.DictReader((tmp_path / "report" / "comparison.csv").open())
+    metrics = json.loads((run / "metrics.json").read_text())
+    if kind in NEURAL:
+        assert float(row["s/epoch"]) == pytest.approx(metrics["seconds_per_epoch"]["epoch"])
+        first = metrics["first_epoch_seconds"]["epoch"]
+        assert float(row["first epoch s"]) == pytest.approx(first) and first > 0
+    else:  # a closed-form or one-pass fit has no epochs
+        assert row["s/epoch"] == row["first epoch s"] == ""
 
     exports = tmp_path / "exports"
     assert (

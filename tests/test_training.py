@@ -254,7 +254,7 @@ def test_summary_line_shows_train_and_validation_seconds():
         "val": {"sampled/HR@10": 0.5, "sampled/NDCG@10": 0.25},
     }
     line = summary_line(record, "val/sampled/NDCG@10", True, "epoch")
-    assert line.endswith("(6.0s: train 4.5 incl. compile, val 1.5) *")
+    assert line.endswith("(6.0s incl. compile: train 4.5, val 1.5) *")
     record.pop("compiled")
     assert "(6.0s: train 4.5, val 1.5)" in summary_line(record, "", False, "epoch")
 
@@ -287,8 +287,20 @@ def test_val_every_validates_every_nth_and_the_last_epoch(tmp_path):
         tmp_path, "train.epochs=5", "train.early_stopping.patience=0", "eval.val_every=2"
     )
     metrics = train(config, verbose=0).metrics
-    validated = [h["epoch"] for h in metrics["history"] if h["val"]]
+    history = metrics["history"]
+    validated = [h["epoch"] for h in history if h["val"]]
     assert validated == [2, 4, 5]
+    # epoch 1 compiles the training step, epoch 2 traces the scorer: neither is steady
+    assert [h["epoch"] for h in history if h.get("compiled")] == [1, 2]
+    assert metrics["first_epoch_seconds"] == history[0]["seconds"]
+    # the steady validation cost is that of one validation (epochs 4 and 5), not a median
+    # mixed with the epochs that skipped it
+    steady = metrics["seconds_per_epoch"]
+    assert steady["eval"] == pytest.approx(
+        np.median([history[i]["seconds"]["eval"] for i in (3, 4)])
+    )
+    assert steady["eval"] > 0
+    assert steady["train"] == pytest.approx(np.median([h["seconds"]["train"] for h in history[2:]]))
     assert metrics["best_epoch"] in validated
     best = metrics["history"][metrics["best_epoch"] - 1]["val"]["sampled/NDCG@10"]
     assert best == max(metrics["history"][e - 1]["val"]["sampled/NDCG@10"] for e in validated)

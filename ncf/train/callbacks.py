@@ -56,6 +56,7 @@ class Validation(keras.callbacks.Callback):
         self.monitor = monitor
         self.every, self.last_epoch = every, last_epoch
         self.seconds = 0.0
+        self.ran = 0  # validations so far in this process: the first traces the scorer
         self.nested: dict[str, dict[str, float]] = {}  # as evaluate() returns it
         self.results: dict[str, float] = {}  # every metric, flat: "val/full/Recall@20"
 
@@ -66,6 +67,7 @@ class Validation(keras.callbacks.Callback):
         start = time.perf_counter()
         self.nested = self.evaluate()
         self.seconds = time.perf_counter() - start
+        self.ran += 1
         self.results = {
             f"val/{protocol}/{name}": float(value)
             for protocol, values in self.nested.items()
@@ -187,8 +189,13 @@ class EpochLog(keras.callbacks.Callback):
             "seconds": seconds,
             "val": {k.removeprefix("val/"): v for k, v in results.items()},
         }
-        if self._compiles:
-            record["compiled"] = True  # its seconds include tracing and XLA compilation
+        # The phase's first epoch traces and compiles the training step; the first validation
+        # (epoch 1, or epoch N with eval.val_every=N) traces the scorer.
+        first_validation = (
+            bool(results) and self.validation is not None and self.validation.ran == 1
+        )
+        if self._compiles or first_validation:
+            record["compiled"] = True  # its seconds include tracing (and XLA compilation)
             self._compiles = False
         self.state.history.append(record)
         monitor = self.validation.monitor if self.validation else ""
@@ -197,7 +204,8 @@ class EpochLog(keras.callbacks.Callback):
 
 
 def summary_line(record: dict[str, Any], monitor: str, improved: bool, label: str) -> str:
-    """``epoch   3  loss 0.3012  sampled/HR@10 0.6123 ... (1.2s: train 1.0, val 0.2) *``."""
+    """``epoch   3  loss 0.3012  sampled/HR@10 0.6123 ... (1.2s: train 1.0, val 0.2) *``;
+    an epoch that traced the training step or the scorer says ``(4.1s incl. compile: ...)``."""
     val = record["val"]
     shown = [k for k in SHOWN if k in val]
     key = monitor.removeprefix("val/")
@@ -205,12 +213,11 @@ def summary_line(record: dict[str, Any], monitor: str, improved: bool, label: st
         shown.append(key)
     parts = "".join(f"{k} {val[k]:.4f} " for k in shown)
     secs = record["seconds"]
-    compiled = " incl. compile" if record.get("compiled") else ""
     timing = f"{secs['epoch']:.1f}s"
+    if record.get("compiled"):
+        timing += " incl. compile"
     if val:
-        timing += f": train {secs.get('train', 0):.1f}{compiled}, val {secs.get('eval', 0):.1f}"
-    elif compiled:
-        timing += compiled
+        timing += f": train {secs.get('train', 0):.1f}, val {secs.get('eval', 0):.1f}"
     mark = " *" if improved else ""
     return f"{label} {record['epoch']:3d}  loss {record['loss']:.4f}  {parts} ({timing}){mark}"
 

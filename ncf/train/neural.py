@@ -180,11 +180,23 @@ def _refit(
 
 
 def _throughput(result: PhaseResult) -> dict[str, Any]:
-    """Steady seconds per epoch (median over epochs that did not compile), the first compiled
-    epoch's seconds, and training examples per second at the steady rate."""
+    """Steady seconds per epoch, the first compiled epoch's seconds, and training examples
+    per second at the steady rate.
+
+    The steady figures are medians over the epochs that traced nothing (``compiled``):
+    ``epoch`` and ``train`` over all of them; ``eval`` over those that validated, so with
+    ``eval.val_every`` it is the cost of one validation, not a mix with the skipped ones.
+    """
     history = result.state.history
-    steady = [h["seconds"] for h in history if not h.get("compiled")]
-    seconds = {k: float(np.median([s[k] for s in steady])) for k in steady[0]} if steady else {}
+    steady = [h for h in history if not h.get("compiled")]
+    seconds: dict[str, float] = {}
+    if steady:
+        seconds = {
+            k: float(np.median([h["seconds"][k] for h in steady])) for k in steady[0]["seconds"]
+        }
+        validated = [h["seconds"]["eval"] for h in steady if h["val"]]
+        if validated:
+            seconds["eval"] = float(np.median(validated))
     first = next((h["seconds"] for h in history if h.get("compiled")), None)
     examples = result.stream.examples_per_epoch
     return {
