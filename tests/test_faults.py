@@ -188,6 +188,61 @@ def test_resume_with_no_intact_checkpoint_exits_2_naming_the_file(reference, tmp
     assert not (run / "metrics.json").exists()
 
 
+# -- a finished run is sealed: what evaluation, export, update and forget read ----------------
+
+
+def _edit_metrics(run: Path) -> None:
+    payload = json.loads((run / "metrics.json").read_text())
+    payload["test"]["sampled"]["HR@10"] = 0.99
+    (run / "metrics.json").write_text(json.dumps(payload))
+
+
+FINISHED_CORRUPTIONS = {
+    "model.keras": lambda run: _flip(run / "model.keras", 2000, 2064),
+    "split.npz": lambda run: (run / "split.npz").unlink(),
+    "items.txt": lambda run: (run / "vocab" / "items.txt").write_text("a\nb\n"),
+    "metrics.json": _edit_metrics,
+}
+
+
+def test_a_finished_run_records_the_checksum_of_every_file_it_is_read_from(reference):
+    from ncf.train.integrity import file_sha256
+
+    files = json.loads((reference.run_dir / "metrics.json").read_text())["files"]
+    assert {"model.keras", "split.npz", "config.yaml", "data.json", "vocab/items.txt"} <= set(files)
+    assert not any(name.startswith(("checkpoints/", "tensorboard/")) for name in files)
+    assert all(file_sha256(reference.run_dir / n) == sha for n, sha in files.items())
+
+
+@pytest.mark.parametrize("damaged", FINISHED_CORRUPTIONS)
+def test_a_damaged_finished_run_is_refused_naming_the_file(reference, tmp_path, damaged):
+    run = tmp_path / "run"
+    shutil.copytree(reference.run_dir, run)
+    for command in (["evaluate", str(run)], ["compare", str(run), "--out", str(tmp_path / "r")]):
+        assert subprocess.run(_ncf(*command), env=ENV, capture_output=True).returncode == 0
+    FINISHED_CORRUPTIONS[damaged](run)
+    for command in (["evaluate", str(run)], ["export", str(run), "--out", str(tmp_path / "x")]):
+        done = subprocess.run(_ncf(*command), env=ENV, capture_output=True, text=True)
+        assert done.returncode == 2, done.stderr
+        (line,) = _ncf_lines(done.stderr)
+        assert damaged in line and "train the run again" in line, line
+        assert "Traceback" not in done.stderr
+    assert not (tmp_path / "x").exists() or not any((tmp_path / "x").iterdir())
+
+
+def test_a_run_finished_before_runs_were_sealed_is_still_read(reference, tmp_path, caplog):
+    from ncf.train.rundir import RunDir
+
+    run = tmp_path / "run"
+    shutil.copytree(reference.run_dir, run)
+    payload = json.loads((run / "metrics.json").read_text())
+    old = {k: v for k, v in payload.items() if k not in ("sha256", "files")}
+    (run / "metrics.json").write_text(json.dumps(old))
+    with caplog.at_level(logging.WARNING):
+        assert RunDir(run).metrics() == old
+    assert "written before runs were sealed" in caplog.text
+
+
 # -- one process per run directory ----------------------------------------------------------
 
 

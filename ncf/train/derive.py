@@ -38,6 +38,7 @@ from ncf.data.vocab import Vocabulary
 from ncf.errors import NcfError
 from ncf.io import read_json, write_json
 from ncf.registry import family
+from ncf.train.integrity import seal_run
 from ncf.train.rundir import RunDir
 
 log = logging.getLogger(__name__)
@@ -192,7 +193,7 @@ def _warm_start(source: RunDir, change: Change, out: Path, epochs: int, verbose:
         "history": result.state.history,
         "train_seconds": train_seconds,
     }
-    write_json(out / "metrics.json", metrics)
+    write_json(out / "metrics.json", seal_run(out, metrics))  # last: completes the run
     return metrics
 
 

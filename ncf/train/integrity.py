@@ -17,6 +17,13 @@ checkpoint file it names, recorded when that file was written. Before a phase re
 A ``state.json`` written before checksums existed (no ``sha256`` key at all) passes steps 2
 and 3 and the existence part of 4, with a warning. Anything else raises
 :class:`CorruptState`, whose message names the file and what is wrong with it.
+
+A finished run is sealed the same way: ``metrics.json`` carries its own checksum and, under
+``"files"``, the SHA-256 of every file evaluation, export, update and forget read (the model
+or baseline, the split, the vocabularies, the data statistics, the config; not the
+checkpoints, which have their own, nor the TensorBoard logs). :func:`verify_run` checks them
+before a finished run is used, so a damaged or replaced file is refused by name instead of
+being loaded (or failing deep inside Keras with a traceback).
 """
 
 from __future__ import annotations
@@ -143,3 +150,54 @@ def _check_file(path: Path, payload: dict[str, Any], name: str) -> None:
         raise CorruptState(f"{path}: no checksum recorded for {name}")
     if file_sha256(target) != recorded:
         raise CorruptState(f"{target}: checksum mismatch: the file is corrupt or was replaced")
+
+
+RUN_FILES = "files"  # in metrics.json: relative path -> SHA-256 of the finished run's files
+_NOT_SEALED = {"metrics.json", ".lock"}
+_OWN_CHECKS = {"checkpoints", "tensorboard"}  # sealed by state.json / append-only logs
+
+
+def run_files(run: Path) -> dict[str, str]:
+    """SHA-256 of every file of the finished run ``run`` that :func:`verify_run` covers, by
+    its path relative to ``run`` (forward slashes)."""
+    files = {}
+    for path in sorted(run.rglob("*")):
+        rel = path.relative_to(run)
+        if rel.parts[0] in _OWN_CHECKS or rel.as_posix() in _NOT_SEALED or not path.is_file():
+            continue
+        files[rel.as_posix()] = file_sha256(path)
+    return files
+
+
+def seal_run(run: Path, metrics: dict[str, Any]) -> dict[str, Any]:
+    """``metrics`` as ``metrics.json`` stores it: with the run's file checksums, sealed."""
+    return seal({**metrics, RUN_FILES: run_files(run)})
+
+
+def verify_run(run: Path, payload: dict[str, Any]) -> None:
+    """Refuse the finished run ``run`` (its ``metrics.json`` read as ``payload``) when that file
+    or a file it records changed after the run finished."""
+    path = run / "metrics.json"
+    if SEAL not in payload:
+        log.warning(f"{path}: written before runs were sealed; its files are not verified")
+        return
+    if payload[SEAL] != hashlib.sha256(_canonical(payload)).hexdigest():
+        raise CorruptState(
+            f"{path}: changed since the run finished (checksum mismatch), so its figures may "
+            "not be the run's; restore the file or train the run again"
+        )
+    files = payload.get(RUN_FILES)
+    if not isinstance(files, dict):
+        raise CorruptState(f"{path}: no file checksums recorded; train the run again")
+    for name, recorded in files.items():
+        target = run / name
+        if not target.is_file():
+            raise CorruptState(
+                f"{target}: missing from the finished run (metrics.json records it); restore "
+                "it or train the run again"
+            )
+        if file_sha256(target) != recorded:
+            raise CorruptState(
+                f"{target}: changed since the run finished (its SHA-256 differs from the one "
+                "metrics.json records): damaged or replaced; restore it or train the run again"
+            )

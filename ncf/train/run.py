@@ -54,6 +54,7 @@ from ncf.train.distribute import (
     worker_folder,
 )
 from ncf.train.fitted import Fitted
+from ncf.train.integrity import seal_run
 from ncf.train.lock import claim_run_dir, guarded_run
 from ncf.train.resources import check_memory
 from ncf.train.rundir import RunDir, find_resumable, write_run_inputs
@@ -173,7 +174,7 @@ def _run(
         "train_seconds": train_seconds,
         **fitted.extra,
     }
-    write_json(path / "metrics.json", metrics)
+    write_json(path / "metrics.json", seal_run(path, metrics))  # last: completes the run
     return RunResult(path, metrics)
 
 

@@ -23,6 +23,9 @@ Layout::
 
 Every file is written atomically, so a crash never leaves a half-written one; a run is
 complete exactly when ``metrics.json`` exists. Evaluation and export read nothing else.
+``metrics.json`` records the SHA-256 of the files above (checkpoints and TensorBoard logs
+apart) and its own: :class:`RunDir` verifies them before it hands out any part of a finished
+run (``ncf.train.integrity.verify_run``).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from ncf.data.vocab import Vocabulary
 from ncf.errors import NcfError
 from ncf.io import atomic_write_text, load_npz, read_json, save_npz, write_json
 from ncf.registry import family
+from ncf.train.integrity import RUN_FILES, SEAL, CorruptState, verify_run
 
 
 def new_run_dir(config: Config) -> Path:
@@ -121,6 +125,18 @@ class RunDir:
             raise NcfError(
                 f"{self.path}: not a run directory (no config.yaml); pass the folder `ncf train` printed"
             )
+        self._verified = False
+
+    def _checked(self) -> Path:
+        """The run's folder, once a finished run's files matched the checksums its
+        ``metrics.json`` records (verified once per RunDir); an unfinished run as it is."""
+        if not self._verified and self.complete:
+            try:
+                verify_run(self.path, read_json(self.path / "metrics.json"))
+            except CorruptState as exc:
+                raise NcfError(str(exc)) from None
+            self._verified = True
+        return self.path
 
     @property
     def config(self) -> Config:
@@ -131,35 +147,36 @@ class RunDir:
         return (self.path / "metrics.json").is_file()
 
     def split(self) -> Split:
-        return Split.load(self.path / "split.npz")
+        return Split.load(self._checked() / "split.npz")
 
     def users(self) -> Vocabulary:
-        return Vocabulary.load(self.path / "vocab" / "users.txt")
+        return Vocabulary.load(self._checked() / "vocab" / "users.txt")
 
     def items(self) -> Vocabulary:
-        return Vocabulary.load(self.path / "vocab" / "items.txt")
+        return Vocabulary.load(self._checked() / "vocab" / "items.txt")
 
     def item_titles(self) -> list[str] | None:
-        path = self.path / "vocab" / "item_titles.txt"
+        path = self._checked() / "vocab" / "item_titles.txt"
         return path.read_text(encoding="utf-8").splitlines() if path.is_file() else None
 
     def side_features(self) -> dict[str, np.ndarray]:
-        path = self.path / "vocab" / "side_features.npz"
+        path = self._checked() / "vocab" / "side_features.npz"
         return load_npz(path) if path.is_file() else {}
 
     def data_info(self) -> dict[str, Any]:
-        return read_json(self.path / "data.json")
+        return read_json(self._checked() / "data.json")
 
     def metrics(self) -> dict[str, Any]:
         if not self.complete:
             raise NcfError(
                 f"{self.path}: the run has not finished (no metrics.json); resume it with ncf train --resume"
             )
-        return read_json(self.path / "metrics.json")
+        payload = read_json(self._checked() / "metrics.json")
+        return {k: v for k, v in payload.items() if k not in (SEAL, RUN_FILES)}
 
     def load_scorer(self) -> Any:
         """The run's final model or baseline, behind the evaluator's Scorer interface."""
-        return family(self.config.model.type).load(self.path)
+        return family(self.config.model.type).load(self._checked())
 
     def evaluate(self, which: str, protocols: list[str], ks: list[int]) -> dict[str, Any]:
         """Rank the ``which`` split ("test" or "val") with the run's final model."""
