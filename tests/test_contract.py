@@ -19,6 +19,7 @@ the scoring paths is checked to float32 precision at that scale (``atol=1e-5``).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -103,7 +104,9 @@ def _neural(
         epochs_data = stream.dataset(0)
         for epoch in range(1, epochs):  # one fit() over many epochs of fresh negatives
             epochs_data = epochs_data.concatenate(stream.dataset(epoch))
-        net.fit(epochs_data, verbose=0, shuffle=False)
+        with warnings.catch_warnings():  # one pass over a finite dataset: its end is expected
+            warnings.filterwarnings("ignore", message="Your input ran out of data")
+            net.fit(epochs_data, verbose=0, shuffle=False)
         return NeuralScorer(net)
 
     return factory
