@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 from servers import Server
+from tf1_loader import run_signatures
 
 from ncf.cli import main
 from ncf.config import FeatureTableConfig, load_config
@@ -207,37 +208,19 @@ def test_neural_score_by_features_is_the_item_with_a_zero_id_row(runs, exports):
     assert unknown.tolist() == [float("-inf")]
 
 
-TF1 = """
-import json, sys
-import numpy as np
-import tensorflow as tf
-out = {}
-for path, users, items, features in json.loads(sys.argv[1]):
-    graph = tf.Graph()
-    with tf.compat.v1.Session(graph=graph) as sess:
-        meta = tf.compat.v1.saved_model.loader.load(sess, ["serve"], path)
-        def run(name, key, **feeds):
-            sig = meta.signature_def[name]
-            return sess.run(sig.outputs[key].name, {sig.inputs[k].name: v for k, v in feeds.items()})
-        users_, k = np.array(users, object), np.array([3], np.int32)
-        found = {"signatures": sorted(meta.signature_def)}
-        found["features"] = run("score_items_by_features", "score", user_id=users_,
-                                item_features=np.array(features, np.float32)).tolist()
-        found["history"] = run("recommend_from_history", "item_ids", history=np.array([items], object), k=k).tolist()
-        found["explain"] = run("explain", "because_ids", user_id=users_, k=k).tolist()
-        found["recommend"] = run("recommend", "item_ids", user_id=users_, k=k).tolist()
-        out[path] = json.loads(json.dumps(found, default=lambda b: b.decode()))
-print(json.dumps(out))
-"""
-
-
 def test_score_items_by_features_in_the_tf1_loader_cli_and_http(runs, exports, folder):
-    jobs, want = [], {}
+    jobs, want = {}, {}
     for name, path in exports.items():
         ex = Export(path)
         features = runs[name].side_features()["item_features"][:3]
         users, items = ex.user_ids()[:3], runs[name].items().ids.astype(str)[:4].tolist()
-        jobs.append([str(ex.path), users, items, features.tolist()])
+        k = np.array([3], np.int32)
+        jobs[str(ex.path)] = [
+            ("score_items_by_features", {"user_id": users, "item_features": features.astype(np.float32)}),
+            ("recommend_from_history", {"history": [items], "k": k}),
+            ("explain", {"user_id": users, "k": k}),
+            ("recommend", {"user_id": users, "k": k}),
+        ]  # fmt: skip
         decode = np.vectorize(lambda b: b.decode())
         want[str(ex.path)] = {
             "features": ex.call_features(np.array(users, object), features),
@@ -248,19 +231,13 @@ def test_score_items_by_features_in_the_tf1_loader_cli_and_http(runs, exports, f
             "recommend": decode(ex.call("recommend", user_id=users, k=[3])["item_ids"]),
         }
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.run(
-        [sys.executable, "-c", TF1, json.dumps(jobs)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    for path, got in json.loads(proc.stdout.strip().splitlines()[-1]).items():
-        assert "score_items_by_features" in got["signatures"] and "explain" in got["signatures"]
-        np.testing.assert_allclose(got["features"], want[path]["features"], rtol=1e-5, atol=1e-5)
-        for key in ("history", "explain", "recommend"):
-            assert got[key] == want[path][key].tolist(), (path, key)
+    for path, found in run_signatures(jobs).items():
+        assert {"score_items_by_features", "explain"} <= set(found["signatures"])
+        features, history, explain, recommend = found["results"]
+        np.testing.assert_allclose(features["score"], want[path]["features"], rtol=1e-5, atol=1e-5)
+        assert history["item_ids"].tolist() == want[path]["history"].tolist(), path
+        assert explain["because_ids"].tolist() == want[path]["explain"].tolist(), path
+        assert recommend["item_ids"].tolist() == want[path]["recommend"].tolist(), path
     new = folder / "new-items.csv"
     new.write_text("item,kind,year,title\nn1,space,2001,space odyssey\nn2,love,1999,love letters\n")
     ex = Export(exports["content"])

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import tiny_config
+from tf1_loader import run_signatures
 
 from ncf.cli import main
 from ncf.config import load_config
@@ -318,69 +319,38 @@ def test_export_cli_flags(runs, tmp_path, capsys):
 
 # -- TensorFlow Serving's loader (the TF1 session loader) ------------------------------------
 
-TF1_LOADER = """
-import json, sys
-import numpy as np
-import tensorflow as tf
-out = {}
-for path, users, items in json.loads(sys.argv[1]):
-    graph = tf.Graph()
-    with tf.compat.v1.Session(graph=graph) as sess:
-        meta = tf.compat.v1.saved_model.loader.load(sess, ["serve"], path)
-        def run(name, **feeds):
-            sig = meta.signature_def[name]
-            keys = sorted(sig.outputs)
-            values = sess.run([sig.outputs[k].name for k in keys],
-                              {sig.inputs[k].name: v for k, v in feeds.items()})
-            return dict(zip(keys, values))
-        score = run("serving_default", user_id=np.array(users, object), item_id=np.array(items, object))
-        rec = run("recommend", user_id=np.array(users[:5], object), k=np.array([4], np.int32))
-        found = {"score": score["score"].tolist(), "recommend": [[i.decode() for i in row] for row in rec["item_ids"]],
-                 "recommend_scores": rec["scores"].tolist(), "signatures": sorted(meta.signature_def)}
-        if "similar_items" in meta.signature_def:
-            sim = run("similar_items", item_id=np.array(items[:3], object), k=np.array([2, 3, 1], np.int32))
-            found["similar"] = [[i.decode() for i in row] for row in sim["item_ids"]]
-        out[path] = found
-print(json.dumps(out))
-"""
-
 
 def test_every_model_type_runs_in_the_tf1_session_loader(exports, runs, tmp_path):
     """The loader TF Serving uses: every signature of every model type, scores as trained."""
     rng = np.random.default_rng(1)
-    jobs, expected = [], {}
+    jobs, expected = {}, {}
     for kind in KINDS:
         ex, scorer = exports[kind], runs[kind].load_scorer()
         users = rng.integers(0, len(ex.users), 24)
         items = rng.integers(0, len(ex.items), 24)
-        jobs.append([str(ex.path), ex.users[users].tolist(), ex.items[items].tolist()])
+        jobs[str(ex.path)] = [
+            ("serving_default", {"user_id": ex.users[users], "item_id": ex.items[items]}),
+            ("recommend", {"user_id": ex.users[users[:5]], "k": np.array([4], np.int32)}),
+            ("similar_items", {"item_id": ex.items[items[:3]], "k": np.array([2, 3, 1], np.int32)}),
+        ]
         pairs = scorer.score_items(users.astype(np.int32), items[:, None].astype(np.int32))[:, 0]
         expected[str(ex.path)] = (
             kind,
             pairs,
             ex.call("recommend", user_id=ex.users[users[:5]], k=4),
         )
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.run(
-        [sys.executable, "-c", TF1_LOADER, json.dumps(jobs)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    found = json.loads(proc.stdout.strip().splitlines()[-1])
+    found = run_signatures(jobs, cwd=tmp_path)
     for path, (kind, pairs, rec) in expected.items():
-        got = found[path]
-        np.testing.assert_allclose(got["score"], pairs, rtol=1e-5, atol=1e-5, err_msg=kind)
-        assert got["recommend"] == [[i.decode() for i in row] for row in rec["item_ids"]], kind
-        np.testing.assert_allclose(got["recommend_scores"], rec["scores"], rtol=1e-5, atol=1e-5)
+        score, got, similar = found[path]["results"]
+        np.testing.assert_allclose(score["score"], pairs, rtol=1e-5, atol=1e-5, err_msg=kind)
+        assert got["item_ids"].tolist() == [[i.decode() for i in row] for row in rec["item_ids"]]
+        np.testing.assert_allclose(got["scores"], rec["scores"], rtol=1e-5, atol=1e-5)
         has_similar = kind not in ("userknn", "popularity")
-        assert ("similar_items" in got["signatures"]) == has_similar, kind
+        assert ("similar_items" in found[path]["signatures"]) == has_similar, kind
+        assert (similar is not None) == has_similar, kind
         if has_similar:
-            assert [len(row) for row in got["similar"]] == [3, 3, 3]
-            assert got["similar"][2][1:] == ["", ""]  # k=1 for the third row: padding after
+            assert [len(row) for row in similar["item_ids"]] == [3, 3, 3]
+            assert similar["item_ids"][2][1:].tolist() == ["", ""]  # k=1: padding after
 
 
 def test_saved_model_cli_runs_recommend(exports, tmp_path):
