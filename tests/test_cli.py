@@ -69,7 +69,7 @@ def test_data_stats_of_the_ncf_files_layout_counts_not_flags(tmp_path, capsys):
     assert main(["data", "stats", QUICK, *sets(*options)]) == 0
     out = capsys.readouterr().out
     assert "the test cases and their negatives are those of the data files" in out
-    assert "1 test items never seen in train (6 cases)" in out
+    assert "1 test item never seen in train (6 cases)" in out
 
 
 @pytest.mark.realdata
@@ -86,6 +86,16 @@ def test_data_stats_table(capsys):
     assert main(["data", "stats", QUICK, *sets(*TINY)]) == 0
     out = capsys.readouterr().out
     assert "users         300" in out and "split" in out
+    assert "time order" not in out  # the synthetic data has timestamps
+
+
+def test_data_stats_says_when_the_data_has_no_time_order(tmp_path, capsys):
+    rows = "".join(f"u{u},i{(u * 7 + k) % 40}\n" for u in range(30) for k in range(5))
+    (tmp_path / "plays.csv").write_text("user,item\n" + rows)
+    options = ["data.source=csv", f"data.path={tmp_path / 'plays.csv'}", "eval.sampled_negatives=5"]
+    assert main(["data", "stats", QUICK, *sets(*options)]) == 0
+    out = capsys.readouterr().out
+    assert "time order    none (no timestamp column): each user's test and validation cases" in out
 
 
 @pytest.mark.parametrize(

@@ -28,24 +28,35 @@ def format_stats(stats: Mapping[str, object]) -> str:
         if split.get(f"users_without_{part}"):
             need = "2" if part == "test" else "3"
             lines.append(
-                f"              {split[f'users_without_{part}']:,} users have no {part} case "
+                f"              {_count(split[f'users_without_{part}'], 'user has', 'users have')} no {part} case "
                 f"(fewer than {need} interactions); they stay in train"
             )
     lines.append(
-        f"cold items    {cold['vs_train']['items']:,} test items never seen in train "
+        f"cold items    {_count(cold['vs_train']['items'], 'test item', 'test items')} never seen in train "
         f"({cold['vs_train']['cases']:,} cases); {cold['vs_train_and_val']['items']:,} never seen "
         f"in train + validation, what a refit trains on ({cold['vs_train_and_val']['cases']:,} cases)"
     )
+    if not stats.get("has_timestamp", True) and not split.get("test_cases_from_files"):
+        lines.append(
+            "time order    none (no timestamp column): each user's test and validation cases "
+            "are drawn at random from run.seed, and the history model reads unordered histories"
+        )
     if isinstance(ties, Mapping) and (ties["test_cases_tied_in_time"] or ties["users_with_one_timestamp"]):
         lines.append(
             f"time ties     {ties['test_cases_tied_in_time']:,} test cases share their timestamp with "
             f"another of the user's interactions (the larger item id was held out); "
-            f"{ties['users_with_one_timestamp']:,} users have a single timestamp for everything"
+            f"{_count(ties['users_with_one_timestamp'], 'user has', 'users have')} a single "
+            "timestamp for everything"
         )
     dropped = {k: v for k, v in dict(stats["dropped"]).items() if v and k != "rows_read"}  # type: ignore[call-overload]
     if dropped:
         lines.append("dropped       " + ", ".join(f"{k} {v:,}" for k, v in dropped.items()))
     return "\n".join(lines)
+
+
+def _count(n: int, one: str, many: str) -> str:
+    """``_count(1, "user has", "users have")`` -> ``1 user has``; 2 -> ``2 users have``."""
+    return f"{n:,} {one if n == 1 else many}"
 
 
 def format_metrics(
