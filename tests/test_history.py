@@ -186,6 +186,24 @@ def test_config_ties_softmax_losses_to_the_history_model(tmp_path):
     assert "Traceback" not in result.stderr and not list(tmp_path.iterdir())
 
 
+def test_ncf_train_says_when_the_history_model_gets_no_time_order(tmp_path):
+    rows = "".join(f"u{u},i{(u * 7 + k) % 40}\n" for u in range(60) for k in range(6))
+    (tmp_path / "plays.csv").write_text("user,item\n" + rows)
+    base = [f"run.dir={tmp_path / 'runs'}", "data.source=csv", f"data.path={tmp_path / 'plays.csv'}",
+            "eval.sampled_negatives=5", "train.epochs=1", "train.batch_size=64", "train.refit=false"]  # fmt: skip
+    for kind, noted in (("history", True), ("mf", False)):
+        extra = (
+            ["model.type=history", "train.loss=softmax"] if kind == "history" else ["model.type=mf"]
+        )
+        done = subprocess.run(
+            [sys.executable, "-m", "ncf.cli", "train", str(QUICKSTART), *set_args(*base, *extra)],
+            capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        said = "note: the data has no timestamps, so the history model reads each user's items"
+        assert (said in done.stdout) == noted, kind
+
+
 def test_ncf_train_history_then_recommend_from_the_export(tmp_path):
     """The CLI path: train (selection + refit), then an export answers recommend."""
     args = set_args(

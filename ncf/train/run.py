@@ -103,6 +103,7 @@ def train(
     dataset = load_dataset(config)
     check_cases(dataset.split, config.data.split, dataset.interactions.description)
     check_memory(config, dataset)
+    _note_unordered_history(config, dataset)
     if not cluster.is_chief:
         assert path is not None
         return _run_worker(config, dataset, path, monitor, Replication(cluster, strategy, path))
@@ -114,6 +115,18 @@ def train(
         return _run(
             config, dataset, path, monitor, verbose, extra_callbacks, evaluate_test, replication
         )
+
+
+def _note_unordered_history(config: Config, dataset: Dataset) -> None:
+    """The history model is built for data in time order; say so when there is none."""
+    if config.model.type != "history" or dataset.interactions.timestamp is not None:
+        return
+    log.warning(
+        "note: the data has no timestamps, so the history model reads each user's items "
+        f"unordered (at most model.history.length={config.model.history.length} per user, "
+        "a fixed subset of longer histories); on order-free data EASE (model.type: ease) "
+        "ranked better in docs/benchmarks.md: train both and compare them with ncf compare"
+    )
 
 
 def _run_worker(
