@@ -547,6 +547,10 @@ def _format_errors(err: ValidationError, source: str) -> str:
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling; configs/README.md lists every key)"
+            last = str(e["loc"][-1]) if e["loc"] else ""
+            if ":" in last and e["input"] is None:  # {user:user_id} is the key "user:user_id"
+                key, _, value = last.partition(":")
+                msg = f"unknown key (YAML needs a space after the colon: {key}: {value})"
         problems.append(f"{path}: {msg}")
     return f"{source}: " + "; ".join(problems)
 

@@ -37,6 +37,17 @@ def test_unknown_override_key(tmp_path):
         load_config(path, ["model.embeding_dim=4"])
 
 
+def test_a_flow_mapping_without_spaces_says_yaml_needs_them(tmp_path):
+    path = write(tmp_path, "")
+    expected = r"data.columns.user:user_id: unknown key \(YAML needs a space after the colon: user: user_id\)"
+    with pytest.raises(ConfigError, match=expected):
+        load_config(path, ["data.columns={user:user_id, item: movie}"])
+    assert (
+        load_config(path, ["data.columns={user: user_id, item: movie}"]).data.columns.user
+        == "user_id"
+    )
+
+
 def test_wrong_type_and_impossible_values(tmp_path):
     path = write(tmp_path, "train:\n  batch_size: -5\n")
     with pytest.raises(ConfigError, match=r"train.batch_size: Input should be greater than 0"):
