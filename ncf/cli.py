@@ -196,7 +196,7 @@ def _add_tune_command(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_forget(args: argparse.Namespace) -> int:
-    from ncf.report.text import format_run_result
+    from ncf.report.text import format_run_result, plural
     from ncf.train.derive import default_out, derive_run
     from ncf.train.forget import forget_users
     from ncf.train.rundir import RunDir, resolve_run
@@ -211,7 +211,8 @@ def cmd_forget(args: argparse.Namespace) -> int:
     path, metrics = derive_run(source, change, out, epochs=args.epochs, exact=args.exact, how=how)
     info = metrics["derived"]
     print(
-        f"forgot {info['forgotten_users']} users ({info['removed_interactions']} interactions) "
+        f"forgot {plural(info['forgotten_users'], 'user', 'users')} "
+        f"({plural(info['removed_interactions'], 'interaction', 'interactions')}) "
         f"by {info['method']} in {info['seconds']:.1f}s"
     )
     print(format_run_result(metrics, path))
@@ -223,7 +224,7 @@ def cmd_forget(args: argparse.Namespace) -> int:
 
 
 def cmd_update(args: argparse.Namespace) -> int:
-    from ncf.report.text import format_run_result
+    from ncf.report.text import format_run_result, plural
     from ncf.train.derive import default_out, derive_run
     from ncf.train.rundir import RunDir, resolve_run
     from ncf.train.update import add_interactions
@@ -239,8 +240,10 @@ def cmd_update(args: argparse.Namespace) -> int:
     path, metrics = derive_run(source, change, out, epochs=args.epochs, exact=args.exact, how=how)
     info = metrics["derived"]
     print(
-        f"added {info['new_interactions']} interactions ({info['new_users']} new users, "
-        f"{info['new_items']} new items) by {info['method']} in {info['seconds']:.1f}s"
+        f"added {plural(info['new_interactions'], 'interaction', 'interactions')} "
+        f"({plural(info['new_users'], 'new user', 'new users')}, "
+        f"{plural(info['new_items'], 'new item', 'new items')}) by {info['method']} "
+        f"in {info['seconds']:.1f}s"
     )
     print(format_run_result(metrics, path))
     print(f"export it as a new version: ncf export {path} --out EXPORT_BASE")

@@ -163,7 +163,7 @@ def test_update_extends_vocabularies_and_exports_a_new_version(runs, tmp_path):
     out = tmp_path / "updated"
     proc = ncf("update", str(source.path), "--data", str(new), "--out", str(out), "--epochs", "2")
     assert proc.returncode == 0, proc.stderr
-    assert "added 5 interactions (1 new users, 1 new items) by warm start" in proc.stdout
+    assert "added 5 interactions (1 new user, 1 new item) by warm start" in proc.stdout
     run = RunDir(out)
     old_users, old_items = source.users().ids.tolist(), source.items().ids.tolist()
     assert run.users().ids.tolist() == [*old_users, "newcomer"]

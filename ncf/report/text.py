@@ -28,11 +28,11 @@ def format_stats(stats: Mapping[str, object]) -> str:
         if split.get(f"users_without_{part}"):
             need = "2" if part == "test" else "3"
             lines.append(
-                f"              {_count(split[f'users_without_{part}'], 'user has', 'users have')} no {part} case "
+                f"              {plural(split[f'users_without_{part}'], 'user has', 'users have')} no {part} case "
                 f"(fewer than {need} interactions); they stay in train"
             )
     lines.append(
-        f"cold items    {_count(cold['vs_train']['items'], 'test item', 'test items')} never seen in train "
+        f"cold items    {plural(cold['vs_train']['items'], 'test item', 'test items')} never seen in train "
         f"({cold['vs_train']['cases']:,} cases); {cold['vs_train_and_val']['items']:,} never seen "
         f"in train + validation, what a refit trains on ({cold['vs_train_and_val']['cases']:,} cases)"
     )
@@ -45,7 +45,7 @@ def format_stats(stats: Mapping[str, object]) -> str:
         lines.append(
             f"time ties     {ties['test_cases_tied_in_time']:,} test cases share their timestamp with "
             f"another of the user's interactions (the larger item id was held out); "
-            f"{_count(ties['users_with_one_timestamp'], 'user has', 'users have')} a single "
+            f"{plural(ties['users_with_one_timestamp'], 'user has', 'users have')} a single "
             "timestamp for everything"
         )
     dropped = {k: v for k, v in dict(stats["dropped"]).items() if v and k != "rows_read"}  # type: ignore[call-overload]
@@ -54,8 +54,8 @@ def format_stats(stats: Mapping[str, object]) -> str:
     return "\n".join(lines)
 
 
-def _count(n: int, one: str, many: str) -> str:
-    """``_count(1, "user has", "users have")`` -> ``1 user has``; 2 -> ``2 users have``."""
+def plural(n: int, one: str, many: str) -> str:
+    """``plural(1, "user has", "users have")`` -> ``1 user has``; 2 -> ``2 users have``."""
     return f"{n:,} {one if n == 1 else many}"
 
 
