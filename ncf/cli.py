@@ -345,6 +345,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             raise NcfError(f"--{flag.replace('_', '-')} {value}: must be at least 1")
     if args.request_timeout <= 0:
         raise NcfError(f"--request-timeout {args.request_timeout}: must be positive")
+    if not 0 <= args.port <= 65535:  # the resolver would silently take it modulo 65536
+        raise NcfError(f"--port {args.port}: must lie between 1 and 65535 (0: any free port)")
     limits = Limits(
         max_body_bytes=args.max_body_bytes,
         max_rows=args.max_rows,

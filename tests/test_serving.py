@@ -121,6 +121,8 @@ def test_cli_similar(export, items, capsys):
         (["recommend", "EXPORT", "--users", "/nonexistent", "--out", "r.csv"], "cannot read"),
         (["serve", "EXPORT", "--workers", "0"], "--workers 0: must be at least 1"),
         (["serve", "EXPORT", "--request-timeout", "0"], "must be positive"),
+        (["serve", "EXPORT", "--port", "99999"], "--port 99999: must lie between 1 and 65535"),
+        (["serve", "EXPORT", "--port", "-1"], "--port -1: must lie between 1 and 65535"),
     ],
 )
 def test_cli_mistakes_exit_2(args, message, export, capsys, tmp_path, monkeypatch):
