@@ -233,10 +233,13 @@ def cmd_update(args: argparse.Namespace) -> int:
         raise NcfError(f"--epochs {args.epochs}: must be at least 1")
     source = RunDir(resolve_run(args.run_dir))
     source.metrics()  # a finished run only
-    change = add_interactions(source, Path(args.data), args.replay)
+    tables = {"item": args.item_features, "user": args.user_features}
+    features = {side: Path(f) for side, f in tables.items() if f is not None}
+    change = add_interactions(source, Path(args.data), args.replay, features)
     out = Path(args.out) if args.out else default_out(source, "update")
     how = {"command": "update", "data": Path(args.data).name, "epochs": args.epochs}
     how["replay"] = args.replay
+    how.update({f"{side}_features": path.name for side, path in features.items()})
     path, metrics = derive_run(source, change, out, epochs=args.epochs, exact=args.exact, how=how)
     info = metrics["derived"]
     print(
@@ -611,6 +614,13 @@ def _add_derive_commands(sub: argparse._SubParsersAction) -> None:
         metavar="NEW_FILE",
         help="CSV or Parquet of new interactions, with the run's data.columns (else user,item)",
     )
+    for side in ("item", "user"):
+        update.add_argument(
+            f"--{side}-features",
+            metavar="FILE",
+            help=f"CSV or Parquet of the new {side}s' feature rows (the columns of the run's "
+            f"data.{side}_features), for a model that reads {side} side features",
+        )
     update.add_argument(
         "--epochs", type=int, default=2, help="fine-tuning epochs of a neural model (default 2)"
     )

@@ -24,7 +24,7 @@ from tf1_loader import run_signatures
 from ncf.cli import main
 from ncf.config import FeatureTableConfig, load_config
 from ncf.data.dataset import load_dataset
-from ncf.data.feature_tables import FeatureEncoder
+from ncf.data.feature_tables import FeatureEncoder, encode_new
 from ncf.data.pipeline import TrainingStream
 from ncf.serve.client import Export
 from ncf.serve.export import export_run
@@ -277,3 +277,43 @@ def test_user_feature_tables_join_the_users(folder):
     rows = data.user_features[data.users.lookup(np.array(["u0", "u1", "u2", "u3"]))]
     np.testing.assert_allclose(rows, [[-1, 1, 0], [1, 0, 0], [0, 0, 1], [0, 0, 0]], atol=1e-6)
     assert data.feature_encoders["user"]["table"]["means"] == {"age": 40.0}
+
+
+def test_update_with_new_items_takes_their_feature_rows(runs, folder, tmp_path):
+    """A model that reads item features refuses new items without their rows, and encodes
+    them from --item-features as the run encoded its own (the content model ranks them)."""
+    new = tmp_path / "new.csv"
+    new.write_text("user,item,timestamp\nu1,n1,5\nu2,n2,6\n")  # u1 likes "love", u2 "ghost"
+    table = tmp_path / "new-items.csv"
+    table.write_text("item,kind,year,title\nn1,space,1993,space story\nn2,love,1994,love story\n")
+    ncf = [sys.executable, "-m", "ncf.cli"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    out = tmp_path / "refused"
+    refused = subprocess.run(
+        [*ncf, "update", str(runs["mf"].path), "--data", str(new), "--out", str(out)],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert refused.returncode == 2, refused.stderr
+    assert "new items ('n1', 'n2')" in refused.stderr and "--item-features FILE" in refused.stderr
+    assert not out.exists()
+    encoders = json.loads((runs["content"].path / "vocab" / "feature_encoders.json").read_text())
+    expected = encode_new(encoders, "item", pd.read_csv(table, dtype=str).set_index("item"))
+    for name in ("mf", "content"):
+        out = tmp_path / name
+        done = subprocess.run(
+            [*ncf, "update", str(runs[name].path), "--data", str(new), "--out", str(out),
+             "--item-features", str(table)],
+            env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        updated = RunDir(out)
+        assert updated.items().ids.tolist()[-2:] == ["n1", "n2"]
+        grown, before = updated.side_features(), runs[name].side_features()
+        np.testing.assert_array_equal(grown["item_features"][:-2], before["item_features"])
+        rows = grown["item_features"][-2:]
+        np.testing.assert_allclose(rows, expected, rtol=1e-6)
+        assert np.abs(rows).sum(axis=1).min() > 0  # encoded, not zero-padded
+    # the content model scores a new item by its features: u0 likes "space"
+    exported = export_run(tmp_path / "content", tmp_path / "exports")
+    scores = Export(exported).call("serving_default", user_id=["u0", "u0"], item_id=["n1", "n2"])
+    assert scores["score"][0] > scores["score"][1]

@@ -199,10 +199,14 @@ def _warm_start(source: RunDir, change: Change, out: Path, epochs: int, verbose:
 
 def transplant(old: Any, new: Any, user_map: np.ndarray, item_map: np.ndarray) -> None:
     """Copy ``old``'s weights into ``new``: embedding rows by ``user_map`` / ``item_map``
-    (new index -> old index; -1 keeps ``new``'s fresh row), every other weight as it is."""
+    (new index -> old index; -1 keeps ``new``'s fresh row), every other weight as it is.
+    Side-feature tables are data, not weights: ``new`` was built with the grown ones (the old
+    rows, then the new ids' rows) and keeps them."""
     olds = {v.path.split("/", 1)[1]: v for v in old.variables}
     for var in new.variables:
         name = var.path.split("/", 1)[1]
+        if name.endswith("side_features"):
+            continue
         value = np.asarray(olds[name].numpy())
         if name.endswith("embeddings") and name.startswith(("user_", "item_")):
             mapping = user_map if name.startswith("user_") else item_map

@@ -14,6 +14,13 @@ drawn once from the run's seed), which keeps it from forgetting the old data; ne
 freshly initialised embedding rows. Negatives are drawn against the fine-tuning data only,
 so an old positive that is not replayed can be drawn as a negative (as rarely as any other
 item). ``--exact`` (and every baseline) fits on all the data instead.
+
+When the model reads side features (``model.item_features`` / ``model.user_features``, or
+the ``content`` model), new ids need their feature rows: ``--item-features FILE`` /
+``--user-features FILE`` give a table (CSV or Parquet) with the columns of the run's
+``data.item_features`` / ``data.user_features``, one row per new id (other rows are
+ignored), encoded as the run encoded its own (:func:`ncf.data.feature_tables.encode_new`).
+Without it, new ids are refused rather than given empty features.
 """
 
 from __future__ import annotations
@@ -55,8 +62,11 @@ def read_new_interactions(run: RunDir, path: Path) -> tuple[np.ndarray, np.ndarr
     return frame["user"].astype(str).to_numpy(), frame["item"].astype(str).to_numpy()
 
 
-def add_interactions(run: RunDir, path: Path, replay: float) -> Change:
-    """The run's data plus the file's new interactions (see the module docstring)."""
+def add_interactions(
+    run: RunDir, path: Path, replay: float, features: dict[str, Path] | None = None
+) -> Change:
+    """The run's data plus the file's new interactions (see the module docstring);
+    ``features`` maps "item" / "user" to a table of the new ids' feature rows."""
     if replay < 0:
         raise NcfError(f"--replay {replay}: must be zero or more (old interactions per new one)")
     dataset = dataset_of_run(run)
@@ -65,11 +75,23 @@ def add_interactions(run: RunDir, path: Path, replay: float) -> Change:
     users, user_index = _extended(inter.users, raw_users)
     items, item_index = _extended(inter.items, raw_items)
     config = run.config.model
+    rows: dict[str, np.ndarray] = {}
     for side, vocab, old in (("user", users, inter.users), ("item", items, inter.items)):
-        if len(vocab) > len(old) and getattr(config, f"{side}_features", False):
+        new_ids = vocab.ids[len(old) :].astype(str).tolist()
+        table = (features or {}).get(side)
+        if table is not None:
+            if not len(new_ids):
+                raise NcfError(
+                    f"--{side}-features {table}: {path} has no new {side}s, so there is "
+                    "nothing to encode; leave the option out"
+                )
+            rows[side] = _feature_rows(run, side, table, new_ids)
+        elif len(new_ids) and _reads_features(config, side):
+            shown = ", ".join(repr(i) for i in new_ids[:3]) + (" ..." if len(new_ids) > 3 else "")
             raise NcfError(
-                f"{path}: new {side}s, but the model uses {side} side features, which a new "
-                f"{side} does not have here; retrain with ncf train on the whole data"
+                f"{path}: new {side}s ({shown}), and the model uses {side} side features: give "
+                f"their rows with --{side}-features FILE (a CSV or Parquet table with the "
+                f"columns of the run's data.{side}_features), or retrain with ncf train"
             )
     old_keys = pair_keys(inter.user, inter.item, len(items))
     keys = pair_keys(user_index, item_index, len(items))
@@ -81,7 +103,7 @@ def add_interactions(run: RunDir, path: Path, replay: float) -> Change:
     new_item = item_index[first[fresh]].astype(np.int32)
     grown = _with_train(split, new_user, new_item, len(users), len(items))
     result = rebuild(dataset, grown, users, items)
-    result = replace(result, interactions=_padded_features(result.interactions, users, items))
+    result = replace(result, interactions=_padded_features(result.interactions, users, items, rows))
     tune = _tune_split(grown, split, new_user, new_item, replay, run.config.run.seed)
     info = {
         "new_interactions": int(fresh.sum()),
@@ -131,14 +153,50 @@ def _tune_split(
     return replace(grown, train_user=tune_user[order], train_item=tune_item[order])
 
 
-def _padded_features(inter: Interactions, users: Vocabulary, items: Vocabulary) -> Interactions:
-    """Side-feature matrices grown with zero rows for new ids (only when the model ignores them)."""
+def _reads_features(config: Any, side: str) -> bool:
+    """Whether the run's model reads ``side`` side features."""
+    return bool(getattr(config, f"{side}_features", False)) or (
+        side == "item" and config.type == "content"
+    )
+
+
+def _feature_rows(run: RunDir, side: str, path: Path, ids: list[str]) -> np.ndarray:
+    """The feature rows of the new ``ids``, read from the table at ``path`` and encoded with
+    the run's own encoders (vocab/feature_encoders.json)."""
+    from ncf.data.feature_tables import encode_new, read_new_table
+    from ncf.io import read_json
+
+    encoders_path = run.path / "vocab" / "feature_encoders.json"
+    encoders = read_json(encoders_path) if encoders_path.is_file() else {}
+    if side not in encoders:
+        raise NcfError(
+            f"--{side}-features {path}: the run's {side} features do not come from "
+            f"data.{side}_features (a table ncf can encode again); retrain with ncf train"
+        )
+    table = read_new_table(path, encoders[side]["table"]["config"]["id"])
+    missing = [i for i in ids if i not in table.index]
+    if missing:
+        shown = ", ".join(repr(i) for i in missing[:3]) + (" ..." if len(missing) > 3 else "")
+        raise NcfError(f"{path}: no row for the new {side}s {shown}; add them")
+    try:
+        return encode_new(encoders, side, table.loc[ids])
+    except NcfError as exc:
+        raise NcfError(f"{path}: {exc}") from None
+
+
+def _padded_features(
+    inter: Interactions, users: Vocabulary, items: Vocabulary, rows: dict[str, np.ndarray]
+) -> Interactions:
+    """Side-feature matrices grown for new ids: their encoded ``rows`` where given, else zero
+    rows (only for a model that ignores them)."""
     found: dict[str, Any] = {}
     for side, vocab in (("user", users), ("item", items)):
         matrix = getattr(inter, f"{side}_features")
         if matrix is not None and len(matrix) < len(vocab):
-            pad = np.zeros((len(vocab) - len(matrix), matrix.shape[1]), matrix.dtype)
-            found[f"{side}_features"] = np.vstack([matrix, pad])
+            pad = rows.get(side)
+            if pad is None:
+                pad = np.zeros((len(vocab) - len(matrix), matrix.shape[1]), matrix.dtype)
+            found[f"{side}_features"] = np.vstack([matrix, pad.astype(matrix.dtype)])
     titles = inter.item_titles
     if titles is not None and len(titles) < len(items):
         found["item_titles"] = np.r_[titles, np.full(len(items) - len(titles), "", object)]
