@@ -643,17 +643,16 @@ def _deep_copy(raw: dict[str, Any]) -> dict[str, Any]:
     return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in raw.items()}
 
 
-def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a YAML mapping, turning every failure into a ConfigError that names the file and line."""
+def read_yaml(path: str | os.PathLike[str], what: str = "config file") -> dict[str, Any]:
+    """Read a YAML mapping, turning every failure into a ConfigError that names the file and line
+    (``what`` the file is: "config file", "search-space file")."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
+        raise ConfigError(f"{path}: {what} not found") from None
     except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
-        raise ConfigError(
-            f"{path}: cannot read the config file ({exc.__class__.__name__})"
-        ) from None
+        raise ConfigError(f"{path}: cannot read the {what} ({exc.__class__.__name__})") from None
     try:
         raw = _safe_load(text)
     except ValueError as exc:

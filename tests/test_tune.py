@@ -92,6 +92,12 @@ def test_bad_search_spaces_are_one_clear_error(tmp_path, text, message):
     assert not (tmp_path / "study" / "study.db").exists() or "bogus" not in message
 
 
+def test_a_missing_search_space_file_is_named_as_one(tmp_path):
+    missing = tmp_path / "nowhere.yaml"
+    with pytest.raises(ConfigError, match=r"nowhere.yaml: search-space file not found"):
+        tune(QUICKSTART, tiny(tmp_path), space_path=missing, study_dir=tmp_path / "study")
+
+
 def test_baseline_study_chooses_on_validation_and_tests_once(tmp_path):
     space = write(tmp_path / "space.yaml", EASE_SPACE)
     study_dir = tmp_path / "study"

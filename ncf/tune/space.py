@@ -128,7 +128,7 @@ class SearchSpace(BaseModel):
 
 def load_space(path: str | Path) -> SearchSpace:
     """Read and validate a search-space file; errors name the file and the key."""
-    raw = read_yaml(path)
+    raw = read_yaml(path, "search-space file")
     try:
         space = SearchSpace.model_validate(raw)
     except ValidationError as err:
