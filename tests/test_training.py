@@ -280,6 +280,14 @@ def test_cli_says_when_the_epoch_cap_was_reached(tmp_path, capsys):
         "early stopping never triggered: the run stopped at the epoch cap (train.epochs=2)" in out
     )
     assert "incl. compile" in out and ", val " in out
+    metrics = json.loads(next(tmp_path.glob("*/*/metrics.json")).read_text())
+    steady, first = metrics["seconds_per_epoch"], metrics["first_epoch_seconds"]
+    assert (
+        f"timing: {steady['epoch']:.2f} s per epoch (median of 1 epoch that compiled nothing: "
+        f"train {steady['train']:.2f}, val {steady['eval']:.2f}), first epoch "
+        f"{first['epoch']:.2f} s incl. compile; {metrics['examples_per_second']:,.0f} training "
+        "examples/s"
+    ) in out
 
 
 def test_val_every_validates_every_nth_and_the_last_epoch(tmp_path):

@@ -101,10 +101,36 @@ def format_run_result(metrics: Mapping[str, object], run_dir: object) -> str:
     test = metrics["test"]
     assert isinstance(test, Mapping)
     lines = [f"\ntest metrics ({metrics['model']}{fit_on}):", format_metrics(test, headline(test))]
+    timing = timing_line(metrics)
+    if timing:
+        lines.append("\n" + timing)
     if metrics.get("stopped") == "epoch cap":
         lines.append("\n" + epoch_cap_note(metrics))
     lines.append(f"\nrun directory: {run_dir}")
     return "\n".join(lines)
+
+
+def timing_line(metrics: Mapping[str, object]) -> str:
+    """``timing: 0.81 s per epoch (median of 10 epochs that compiled nothing: train 0.72,
+    val 0.10), first epoch 3.38 s incl. compile; 1,229,834 training examples/s`` (the
+    selection phase); "" for a model fitted without epochs."""
+    steady, first = metrics.get("seconds_per_epoch"), metrics.get("first_epoch_seconds")
+    history = metrics.get("history")
+    if not isinstance(first, Mapping) or not isinstance(history, list):
+        return ""
+    line = "timing: "
+    if isinstance(steady, Mapping) and steady:
+        steady_epochs = sum(1 for h in history if not h.get("compiled"))
+        line += (
+            f"{steady['epoch']:.2f} s per epoch (median of "
+            f"{plural(steady_epochs, 'epoch', 'epochs')} that compiled nothing: "
+            f"train {steady['train']:.2f}, val {steady.get('eval', 0.0):.2f}), "
+        )
+    line += f"first epoch {first['epoch']:.2f} s incl. compile"
+    rate = metrics.get("examples_per_second")
+    if isinstance(rate, (int, float)):
+        line += f"; {rate:,.0f} training examples/s"
+    return line
 
 
 def epoch_cap_note(metrics: Mapping[str, object]) -> str:
