@@ -147,3 +147,31 @@ def test_itemknn_on_ncf_files_matches_an_independent_implementation(files):
     assert refit["HR@10"] == pytest.approx(got["HR@10"]) and refit["NDCG@10"] == pytest.approx(
         got["NDCG@10"]
     )
+
+
+def test_plain_layout_without_timestamps_gives_the_same_figures(files):
+    """The common layout: train.rating / test.rating / test.negative with no prefix, and
+    rating files of three fields (no timestamp): read as unordered, same candidates."""
+    tmp, (train, test, negatives) = files
+    plain = tmp / "plain"
+    plain.mkdir()
+    for suffix in ("train.rating", "test.rating"):
+        rows = (tmp / "ncf-files" / f"ml-100k.{suffix}").read_text().splitlines()
+        (plain / suffix).write_text("".join(r.rsplit("\t", 1)[0] + "\n" for r in rows))
+    negative = (tmp / "ncf-files" / "ml-100k.test.negative").read_text()
+    (plain / "test.negative").write_text(negative)
+    hr, ndcg = popularity_reference(train, test, negatives)
+    args = ["data.source=ncf", f"data.path={plain}", "data.name=null", f"run.dir={tmp / 'plain-runs'}",
+            "run.name=plain", *NO_VALIDATION]  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "ncf.cli", "train",
+         str(REPO / "configs" / "ml-100k" / "popularity.yaml"), *set_args(*args)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (run,) = (tmp / "plain-runs" / "plain").iterdir()
+    got = json.loads((run / "metrics.json").read_text())["test"]["sampled"]
+    assert got["cases"] == 943
+    assert abs(got["HR@10"] - hr) <= 0.005 and abs(got["NDCG@10"] - ndcg) <= 0.005, (got, hr, ndcg)
+    stats = json.loads((run / "data.json").read_text())["stats"]
+    assert stats["has_timestamp"] is False
