@@ -214,6 +214,21 @@ def test_a_finished_run_records_the_checksum_of_every_file_it_is_read_from(refer
     assert all(file_sha256(reference.run_dir / n) == sha for n, sha in files.items())
 
 
+def test_a_seal_holds_for_numpy_values_as_the_file_reads_them_back(tmp_path):
+    import numpy as np
+
+    from ncf.io import write_json
+    from ncf.train.integrity import seal_run, verify_run
+
+    (tmp_path / "model.keras").write_bytes(b"weights")
+    metrics = {"best_epoch": np.int64(3), "test": {"HR@10": np.float32(0.25)}, "k": np.arange(2)}
+    write_json(tmp_path / "metrics.json", seal_run(tmp_path, metrics))
+    verify_run(tmp_path, json.loads((tmp_path / "metrics.json").read_text()))  # no error
+    (tmp_path / "model.keras").write_bytes(b"other weights")
+    with pytest.raises(Exception, match="model.keras: changed since the run finished"):
+        verify_run(tmp_path, json.loads((tmp_path / "metrics.json").read_text()))
+
+
 @pytest.mark.parametrize("damaged", FINISHED_CORRUPTIONS)
 def test_a_damaged_finished_run_is_refused_naming_the_file(reference, tmp_path, damaged):
     run = tmp_path / "run"

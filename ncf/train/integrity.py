@@ -170,8 +170,11 @@ def run_files(run: Path) -> dict[str, str]:
 
 
 def seal_run(run: Path, metrics: dict[str, Any]) -> dict[str, Any]:
-    """``metrics`` as ``metrics.json`` stores it: with the run's file checksums, sealed."""
-    return seal({**metrics, RUN_FILES: run_files(run)})
+    """``metrics`` as ``metrics.json`` stores it: plain JSON values (numpy scalars converted,
+    as the file will read back), the run's file checksums, sealed."""
+    from ncf.io import plain
+
+    return seal(plain({**metrics, RUN_FILES: run_files(run)}))
 
 
 def verify_run(run: Path, payload: dict[str, Any]) -> None:
