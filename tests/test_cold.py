@@ -296,6 +296,15 @@ def test_update_with_new_items_takes_their_feature_rows(runs, folder, tmp_path):
     assert refused.returncode == 2, refused.stderr
     assert "new items ('n1', 'n2')" in refused.stderr and "--item-features FILE" in refused.stderr
     assert not out.exists()
+    doubled = tmp_path / "doubled.csv"
+    doubled.write_text(table.read_text() + "n1,love,1990,love again\n")
+    twice = subprocess.run(
+        [*ncf, "update", str(runs["mf"].path), "--data", str(new), "--out", str(out),
+         "--item-features", str(doubled)],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert twice.returncode == 2 and "the item 'n1' has more than one row" in twice.stderr
+    assert not out.exists()
     encoders = json.loads((runs["content"].path / "vocab" / "feature_encoders.json").read_text())
     expected = encode_new(encoders, "item", pd.read_csv(table, dtype=str).set_index("item"))
     for name in ("mf", "content"):

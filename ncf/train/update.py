@@ -174,6 +174,9 @@ def _feature_rows(run: RunDir, side: str, path: Path, ids: list[str]) -> np.ndar
             f"data.{side}_features (a table ncf can encode again); retrain with ncf train"
         )
     table = read_new_table(path, encoders[side]["table"]["config"]["id"])
+    twice = table.index[table.index.duplicated() & table.index.isin(ids)]
+    if len(twice):
+        raise NcfError(f"{path}: the {side} {twice[0]!r} has more than one row; keep one")
     missing = [i for i in ids if i not in table.index]
     if missing:
         shown = ", ".join(repr(i) for i in missing[:3]) + (" ..." if len(missing) > 3 else "")
