@@ -204,6 +204,24 @@ def test_ncf_train_says_when_the_history_model_gets_no_time_order(tmp_path):
         assert (said in done.stdout) == noted, kind
 
 
+def test_the_no_time_order_note_comes_once_per_data_set_not_per_tuning_trial(caplog):
+    from types import SimpleNamespace
+
+    from ncf.train import run
+
+    config = SimpleNamespace(
+        model=SimpleNamespace(type="history", history=SimpleNamespace(length=50))
+    )
+    data = SimpleNamespace(
+        interactions=SimpleNamespace(timestamp=None, description="once.csv (csv)")
+    )
+    with caplog.at_level("WARNING", logger="ncf"):
+        for _ in range(3):  # three trials of one study
+            run._note_unordered_history(config, data)
+    assert caplog.text.count("the data has no timestamps") == 1
+    run._NOTED_UNORDERED.discard("once.csv (csv)")
+
+
 def test_ncf_train_history_then_recommend_from_the_export(tmp_path):
     """The CLI path: train (selection + refit), then an export answers recommend."""
     args = set_args(

@@ -117,10 +117,18 @@ def train(
         )
 
 
+_NOTED_UNORDERED: set[str] = set()  # data already noted in this process (ncf tune: once)
+
+
 def _note_unordered_history(config: Config, dataset: Dataset) -> None:
-    """The history model is built for data in time order; say so when there is none."""
-    if config.model.type != "history" or dataset.interactions.timestamp is not None:
+    """The history model is built for data in time order; say so when there is none (once
+    per data set and process, not once per tuning trial)."""
+    inter = dataset.interactions
+    if config.model.type != "history" or inter.timestamp is not None:
         return
+    if inter.description in _NOTED_UNORDERED:
+        return
+    _NOTED_UNORDERED.add(inter.description)
     log.warning(
         "note: the data has no timestamps, so the history model reads each user's items "
         f"unordered (at most model.history.length={config.model.history.length} per user, "
