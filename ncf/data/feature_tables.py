@@ -126,13 +126,7 @@ def read_table(config: FeatureTableConfig, info: pd.DataFrame | None, key: str) 
         path = Path(config.path)
         if not path.is_file():
             raise DataError(f"{path}: file not found; check data.{key}.path")
-        try:
-            if path.suffix.lower() in (".parquet", ".pq"):
-                table = pd.read_parquet(path)
-            else:
-                table = pd.read_csv(path, dtype=str, keep_default_na=True)
-        except (OSError, ValueError) as exc:
-            raise DataError(f"{path}: cannot read it ({exc}); data.{key}.path") from None
+        table = _read_frame(path, f"; data.{key}.path")
         if config.id not in table:
             raise DataError(
                 f"{path}: no column {config.id!r} (data.{key}.id); columns: {', '.join(map(str, table))}"
@@ -214,15 +208,19 @@ def read_new_table(path: Path, id_column: str) -> pd.DataFrame:
     """A table of new ids (CSV or Parquet) indexed by ``id_column``, for :func:`encode_new`."""
     if not path.is_file():
         raise DataError(f"{path}: file not found (a CSV or Parquet table of new items)")
-    try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            table = pd.read_parquet(path)
-        else:
-            table = pd.read_csv(path, dtype=str)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: cannot read it ({exc})") from None
+    table = _read_frame(path)
     if id_column not in table:
         raise DataError(f"{path}: no id column {id_column!r} (the run's data.item_features.id)")
     if not len(table):
         raise DataError(f"{path}: no rows")
     return table.set_index(table[id_column].astype(str))
+
+
+def _read_frame(path: Path, hint: str = "") -> pd.DataFrame:
+    """A feature table from CSV (every column as text) or Parquet, by the file's suffix."""
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        return pd.read_csv(path, dtype=str)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: cannot read it ({exc}){hint}") from None
