@@ -10,6 +10,7 @@ from ncf.baselines.knn import cosine_neighbours, interaction_matrix
 from ncf.config import ModelConfig
 from ncf.data.split import Split
 from ncf.errors import ConfigError, NcfError
+from ncf.family import FitInputs
 from ncf.registry import family
 
 
@@ -129,19 +130,24 @@ def _train_split(user, item, users=15, items=12) -> Split:
 def test_families_fit_from_config():
     user, item, values = random_train(2, ratings=True)
     split = _train_split(user, item)
-    config = ModelConfig(type="itemknn", neighbours=2, shrinkage=1.0, weighting="rating")
-    model = family("itemknn").fit(config, split, values)
+    config = ModelConfig(
+        type="itemknn", knn={"neighbours": 2, "shrinkage": 1.0, "weighting": "rating"}
+    )
+    model = family("itemknn").fit(config, split, FitInputs(ratings=values))
     assert isinstance(model, ItemKNN) and model.similarity.getnnz(axis=1).max() <= 2
     expected = ItemKNN.fit(15, 12, user, item, values, neighbours=2, shrinkage=1.0)
     np.testing.assert_array_equal(model.similarity.toarray(), expected.similarity.toarray())
-    binary = family("itemknn").fit(config.model_copy(update={"weighting": "binary"}), split, values)
+    binary_config = ModelConfig(type="itemknn", knn={"neighbours": 2, "weighting": "binary"})
+    binary = family("itemknn").fit(binary_config, split, FitInputs(ratings=values))
     assert set(binary.interactions.data.tolist()) == {1.0}
-    user_model = family("userknn").fit(ModelConfig(type="userknn", neighbours=3), split, None)
+    user_model = family("userknn").fit(
+        ModelConfig(type="userknn", knn={"neighbours": 3}), split, FitInputs()
+    )
     assert isinstance(user_model, UserKNN) and user_model.similarity.getnnz(axis=1).max() <= 3
-    popularity = family("popularity").fit(ModelConfig(type="popularity"), split, None)
+    popularity = family("popularity").fit(ModelConfig(type="popularity"), split, FitInputs())
     assert isinstance(popularity, Popularity)
     with pytest.raises(ConfigError, match="weighting=rating needs ratings"):
-        family("itemknn").fit(config, split, None)
+        family("itemknn").fit(config, split, FitInputs())
     with pytest.raises(ConfigError, match="model.type 'bogus'"):
         family("bogus")
     assert family("gmf").neural and family("gmf").fit is None

@@ -1,18 +1,22 @@
 """The contract every recommender passes, neural or classical (cf. implicit's checkerboard test).
 
 Data: two groups of 6 users; group g likes the 6 items of block g, each user withholding a
-different one of them; 6 noise items are each liked by two random users. A recommender must
-put each user's withheld item within its top ``k`` of the full ranking, answer the Scorer
-interface with the right shapes and dtypes, and make ``score_items`` agree with ``score_all``.
+different one of them; 6 noise items are each liked by two random users; each item's side
+features say which block it is in (a noise item is its own block). A recommender must put
+each user's withheld item within its top ``k`` of the full ranking, answer the Scorer
+interface with the right shapes and dtypes, and make ``score_items`` agree with
+``score_all``.
 
-To add a recommender, add one line to ``RECOMMENDERS``: a factory ``Checkerboard -> Scorer``
-and the ``k`` it must reach (1 for the kNN models; 2 for the neural ones, the history model
-with both softmax losses among them, whose sampled
-negatives include the withheld item itself about one draw in twelve here; popularity cannot tell the groups
-apart and gets block size + 1, its pessimistic rank among the 7 equally popular items).
+Every recommender is built the way ``ncf train`` builds it, through the registry: a
+baseline by its family's ``fit``, a neural model by its family's ``build`` and ``prepare``
+(the real input pipeline: fresh negatives each epoch) and plain ``fit()``. Every registered
+family must have a line in ``CONTRACT`` (a test checks it): the config it is fitted with and
+the ``k`` it must reach (1 for the kNN-like models; 2 for the neural ones, the history
+model with both softmax losses among them, whose sampled negatives include the withheld
+item itself about one draw in twelve here; popularity cannot tell the groups apart and
+gets block size + 1, its pessimistic rank among the 7 equally popular items).
 The neural models' outcome here depends on the training seed: with some seeds one of the
-twelve users misses its top 2 (GMF with 3 of seeds 0-5 under ncf 0.1.0's numpy sampler, 2 of
-6 with the in-graph sampler); the factory trains with ``NEURAL_SEED``, with which all four
+twelve users misses its top 2; the factory trains with ``NEURAL_SEED``, with which all
 recover every withheld item. Their scores are logits up to about 20, so agreement between
 the scoring paths is checked to float32 precision at that scale (``atol=1e-5``).
 """
@@ -20,20 +24,24 @@ the scoring paths is checked to float32 precision at that scale (``atol=1e-5``).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
 
-from ncf.baselines import ItemKNN, Popularity, UserKNN
-from ncf.baselines.ease import EASE
-from ncf.baselines.ials import IALS
+from ncf import registry
+from ncf.config import build_config
+from ncf.data.dataset import Dataset
+from ncf.data.split import Split
 from ncf.evaluation import evaluate_full
+from ncf.family import FitInputs
 from ncf.scorer import Scorer
 
 GROUP, BLOCK, NOISE = 6, 6, 6
 NEURAL_SEED = 3
+NEURAL_TRAIN = {"batch_size": 32, "learning_rate": 0.02, "num_negatives": 4, "sampled_items": 8}
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,7 @@ class Checkerboard:
     train_item: np.ndarray  # [n_train] int32
     test_user: np.ndarray  # [num_users] int32
     test_item: np.ndarray  # [num_users] int32
+    item_features: np.ndarray  # [num_items, 2 + NOISE] float32: the item's block, one-hot
 
 
 def make_checkerboard(seed: int = 0) -> Checkerboard:
@@ -59,78 +68,83 @@ def make_checkerboard(seed: int = 0) -> Checkerboard:
         liked[rng.choice(num_users, 2, replace=False), noise] = True
     liked[np.arange(num_users), test_item] = False
     train_user, train_item = np.nonzero(liked)
+    block = np.minimum(np.arange(num_items) // BLOCK, 2) + np.maximum(
+        np.arange(num_items) - 2 * BLOCK, 0
+    )
+    features = np.eye(2 + NOISE, dtype=np.float32)[block]
     return Checkerboard(num_users, num_items, train_user.astype(np.int32), train_item.astype(np.int32),
-                        np.arange(num_users, dtype=np.int32), test_item)  # fmt: skip
+                        np.arange(num_users, dtype=np.int32), test_item, features)  # fmt: skip
 
 
-def _fit(cls, **kwargs) -> Callable[[Checkerboard], Scorer]:
-    return lambda d: cls.fit(d.num_users, d.num_items, d.train_user, d.train_item, **kwargs)
+def _dataset(d: Checkerboard) -> Dataset:
+    empty = np.zeros(0, np.int32)
+    split = Split(d.num_users, d.num_items, d.train_user, d.train_item, empty, empty, d.test_user,
+                  d.test_item, np.zeros((0, 1), np.int32), np.zeros((len(d.test_user), 1), np.int32))  # fmt: skip
+    interactions = SimpleNamespace(  # what the families read of the data
+        user=d.train_user, item=d.train_item, timestamp=None, description="checkerboard",
+        user_features=None, item_features=d.item_features,
+    )  # fmt: skip
+    return Dataset(interactions, split)  # type: ignore[arg-type]
 
 
-def _neural(
-    model_type: str, epochs: int = 60, loss: str = "", **model
-) -> Callable[[Checkerboard], Scorer]:
-    """An NCF model trained with the real input pipeline (fresh negatives each epoch) and fit()."""
+def fit_through_registry(d: Checkerboard, model: dict[str, Any], epochs: int = 60) -> Scorer:
+    """Fit ``model`` (a ``model`` config section) on the checkerboard as ``ncf train`` does."""
+    raw: dict[str, Any] = {"model": model, "run": {"seed": NEURAL_SEED}, "eval": {"k": [1, 2]}}
+    raw["eval"]["sampled_negatives"] = 1
+    kind = registry.family(model["type"])
+    dataset = _dataset(d)
+    if not kind.neural:
+        config = build_config(raw)
+        assert kind.fit is not None
+        inputs = FitInputs(item_features=d.item_features, seed=NEURAL_SEED)
+        return kind.fit(config.model, dataset.split, inputs)
+    import keras
 
-    def factory(d: Checkerboard) -> Scorer:
-        import keras
+    from ncf.models import optimizer_from_config
+    from ncf.models.scorer import NeuralScorer
 
-        from ncf.config import ModelConfig, TrainConfig
-        from ncf.data.histories import Histories
-        from ncf.data.pipeline import TrainingStream
-        from ncf.data.split import Split
-        from ncf.models import build_model, optimizer_from_config
-        from ncf.models.scorer import NeuralScorer
-
-        empty = np.zeros(0, np.int32)
-        split = Split(d.num_users, d.num_items, d.train_user, d.train_item, empty, empty, d.test_user,
-                      d.test_item, np.zeros((0, 1), np.int32), np.zeros((len(d.test_user), 1), np.int32))  # fmt: skip
-        chosen = loss or ("softmax" if model_type == "history" else "bce")
-        train = TrainConfig(
-            batch_size=32, learning_rate=0.02, num_negatives=4, loss=chosen, sampled_items=8
-        )
-        keras.utils.set_random_seed(NEURAL_SEED)
-        config = ModelConfig(type=model_type, **model)
-        net = build_model(
-            config, d.num_users, d.num_items, loss=chosen, seed=NEURAL_SEED, sampled_items=8
-        )
-        if model_type == "history":  # no timestamps: each example's history is the rest
-            histories = Histories.build(d.train_user, d.train_item, None, d.num_users, d.num_items)
-            net.set_histories(histories.table(config.history.length))
-            stream = TrainingStream(split, train, NEURAL_SEED, histories, config.history.length)
-        else:
-            stream = TrainingStream(split, train, seed=NEURAL_SEED)
-        net.compile(optimizer=optimizer_from_config(train, stream.steps_per_epoch))
-        epochs_data = stream.dataset(0)
-        for epoch in range(1, epochs):  # one fit() over many epochs of fresh negatives
-            epochs_data = epochs_data.concatenate(stream.dataset(epoch))
-        with warnings.catch_warnings():  # one pass over a finite dataset: its end is expected
-            warnings.filterwarnings("ignore", message="Your input ran out of data")
-            net.fit(epochs_data, verbose=0, shuffle=False)
-        return NeuralScorer(net)
-
-    return factory
+    config = build_config({**raw, "train": {**NEURAL_TRAIN, **model.pop("train", {})}})
+    assert kind.build is not None and kind.prepare is not None
+    keras.utils.set_random_seed(NEURAL_SEED)
+    net = kind.build(config, dataset)
+    stream = kind.prepare(net, config, dataset, dataset.split)
+    net.compile(optimizer=optimizer_from_config(config.train, stream.steps_per_epoch))
+    epochs_data = stream.dataset(0)
+    for epoch in range(1, epochs):  # one fit() over many epochs of fresh negatives
+        epochs_data = epochs_data.concatenate(stream.dataset(epoch))
+    with warnings.catch_warnings():  # one pass over a finite dataset: its end is expected
+        warnings.filterwarnings("ignore", message="Your input ran out of data")
+        net.fit(epochs_data, verbose=0, shuffle=False)
+    return NeuralScorer(net)
 
 
-# One line per recommender: (factory, k within which every withheld item must rank).
-RECOMMENDERS = [
-    pytest.param((_fit(ItemKNN, neighbours=5), 1), id="itemknn"),
-    pytest.param((_fit(ItemKNN, neighbours=50, shrinkage=5.0), 1), id="itemknn-shrunk"),
-    pytest.param((_fit(UserKNN, neighbours=5), 1), id="userknn"),
-    pytest.param((_fit(Popularity), BLOCK + 1), id="popularity"),
-    pytest.param((_fit(EASE, l2=1.0), 1), id="ease"),
-    pytest.param((_fit(EASE, l2=1.0, form="dual"), 1), id="ease-dual"),
-    pytest.param((_fit(IALS, factors=4, l2=0.1, alpha=5.0), 1), id="ials"),
-    pytest.param((_neural("mf", embedding_dim=4), 2), id="mf"),
-    pytest.param((_neural("gmf", embedding_dim=4), 2), id="gmf"),
-    pytest.param((_neural("mlp", mlp_layers=[8, 8]), 2), id="mlp"),
-    pytest.param((_neural("neumf", embedding_dim=4, mlp_layers=[8, 8]), 2), id="neumf"),
-    pytest.param((_neural("history", embedding_dim=8, epochs=40), 2), id="history"),
-    pytest.param(
-        (_neural("history", embedding_dim=8, epochs=40, loss="sampled_softmax"), 2),
-        id="history-sampled",
+# One line per recommender: (model section, epochs for neural ones, k every withheld item
+# must rank within). Every registered family has at least one.
+CONTRACT: dict[str, tuple[dict[str, Any], int, int]] = {
+    "itemknn": ({"type": "itemknn", "knn": {"neighbours": 5}}, 0, 1),
+    "itemknn-shrunk": ({"type": "itemknn", "knn": {"neighbours": 50, "shrinkage": 5.0}}, 0, 1),
+    "userknn": ({"type": "userknn", "knn": {"neighbours": 5}}, 0, 1),
+    "popularity": ({"type": "popularity"}, 0, BLOCK + 1),
+    "ease": ({"type": "ease", "ease": {"l2": 1.0}}, 0, 1),
+    "ease-dual": ({"type": "ease", "ease": {"l2": 1.0, "form": "dual"}}, 0, 1),
+    "ials": ({"type": "ials", "ials": {"factors": 4, "l2": 0.1, "alpha": 5.0}}, 0, 1),
+    "content": ({"type": "content", "content": {"neighbours": 5}}, 0, 1),
+    "mf": ({"type": "mf", "embedding_dim": 4}, 60, 2),
+    "gmf": ({"type": "gmf", "embedding_dim": 4}, 60, 2),
+    "mlp": ({"type": "mlp", "mlp_layers": [8, 8]}, 60, 2),
+    "neumf": ({"type": "neumf", "embedding_dim": 4, "mlp_layers": [8, 8]}, 60, 2),
+    "history": ({"type": "history", "embedding_dim": 8}, 40, 2),
+    "history-sampled": (
+        {"type": "history", "embedding_dim": 8, "train": {"loss": "sampled_softmax"}},
+        40,
+        2,
     ),
-]
+}
+
+
+def test_every_registered_family_is_in_the_contract():
+    covered = {model["type"] for model, _, _ in CONTRACT.values()}
+    assert covered == set(registry.names()), "add a CONTRACT line for each new family"
 
 
 @pytest.fixture(scope="module")
@@ -138,10 +152,10 @@ def data() -> Checkerboard:
     return make_checkerboard()
 
 
-@pytest.fixture(scope="module", params=RECOMMENDERS)
+@pytest.fixture(scope="module", params=list(CONTRACT), ids=list(CONTRACT))
 def fitted(request, data) -> tuple[Scorer, int]:
-    factory, k = request.param
-    return factory(data), k
+    model, epochs, k = CONTRACT[request.param]
+    return fit_through_registry(data, dict(model), epochs), k
 
 
 def test_recovers_withheld_items(fitted, data):

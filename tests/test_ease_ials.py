@@ -16,6 +16,7 @@ from ncf.baselines.ials import IALS, ials_factors, ials_loss, init_factors
 from ncf.baselines.knn import interaction_matrix
 from ncf.config import ModelConfig
 from ncf.data.split import Split
+from ncf.family import FitInputs
 from ncf.registry import family
 from ncf.scorer import Factors, ItemToItem
 
@@ -137,7 +138,7 @@ def test_family_fit_save_load_round_trip(kind, tmp_path):
     config = ModelConfig.model_validate(
         {"type": kind, "ease": {"l2": 4.0}, "ials": {"factors": 3, "iterations": 2}}
     )
-    model = family(kind).fit(config, _split(user, item, 16, 12), None, seed=3)
+    model = family(kind).fit(config, _split(user, item, 16, 12), FitInputs(seed=3))
     model.save(tmp_path / "baseline")
     loaded = family(kind).load(tmp_path)
     assert type(loaded) is type(model) and loaded.num_items == 12

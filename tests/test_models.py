@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from ncf.config import ModelConfig, TrainConfig
+from ncf.families.towers import ncf_model as build_model
 from ncf.models import (
     NCFModel,
-    build_model,
     init_neumf_from_pretrained,
     learning_rate_from_config,
     optimizer_from_config,
@@ -80,7 +80,7 @@ def test_bad_inputs_raise_value_error() -> None:
         model.score_items(USERS, ITEMS)
     with pytest.raises(ValueError, match="users"):
         model.score_all(USERS[:, None])
-    with pytest.raises(ValueError, match="not neural"):
+    with pytest.raises(ValueError, match="head must be one of"):
         build_model(ModelConfig(type="itemknn"), NUM_USERS, NUM_ITEMS)
     with pytest.raises(ValueError, match="loss"):
         build_model(tiny("mf"), NUM_USERS, NUM_ITEMS, loss="hinge")

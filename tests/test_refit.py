@@ -10,6 +10,7 @@ from conftest import tiny_config
 from ncf.cli import main
 from ncf.errors import ConfigError
 from ncf.evaluation import evaluate
+from ncf.family import FitInputs
 from ncf.models.scorer import NeuralScorer, load_keras_model
 from ncf.registry import family
 from ncf.train import train
@@ -116,7 +117,7 @@ def test_baseline_refit_is_fitted_on_train_and_validation(tmp_path):
     merged = split.with_validation_in_train()
 
     def fit(on):
-        return family("itemknn").fit(config.model, on, None)
+        return family("itemknn").fit(config.model, on, FitInputs(seed=config.run.seed))
 
     users = np.arange(split.num_users, dtype=np.int32)
     saved = family("itemknn").load(result.run_dir)

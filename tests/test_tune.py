@@ -16,9 +16,9 @@ import optuna
 import pytest
 from conftest import QUICKSTART, REPO, TINY, set_args
 
+from ncf import registry
 from ncf.errors import ConfigError, NcfError
 from ncf.tune import tune
-from ncf.tune.space import load_space
 
 EASE_SPACE = """
 trials: 4
@@ -50,28 +50,21 @@ def tiny(tmp_path: Path, *extra: str) -> list[str]:
     return [f"run.dir={tmp_path / 'runs'}", *TINY, *extra]
 
 
-def test_every_shipped_search_space_fits_its_model_type():
+@pytest.mark.parametrize("kind", [k.name for k in registry.families() if k.search_space])
+def test_every_default_search_space_fits_its_model_type(kind):
     from ncf.config import read_yaml
     from ncf.tune.space import check_space
+    from ncf.tune.study import default_space
 
-    spaces = sorted((REPO / "configs" / "search").glob("*.yaml"))
-    assert {p.stem for p in spaces} >= {
-        "ease",
-        "ials",
-        "itemknn",
-        "userknn",
-        "mf",
-        "gmf",
-        "mlp",
-        "neumf",
-        "history",
-    }
-    for path in spaces:
-        space = load_space(path)
-        raw = read_yaml(QUICKSTART)
-        raw["model"]["type"] = path.stem
-        check_space(raw, space, str(path))
-        assert space.trials > 0 and space.timeout_minutes and space.timeout_minutes <= 30
+    space = default_space(kind)
+    raw = read_yaml(QUICKSTART)
+    raw["model"]["type"] = kind
+    check_space(raw, space, kind)
+    assert space.trials > 0 and space.timeout_minutes and space.timeout_minutes <= 30
+
+
+def test_every_tunable_family_has_a_default_search_space():
+    assert {k.name for k in registry.families() if not k.search_space} == {"popularity"}
 
 
 @pytest.mark.parametrize(
@@ -250,7 +243,7 @@ def test_neural_study_killed_mid_trial_resumes(tmp_path):
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["--set", "model.type=popularity"], "no default search space for model.type popularity"),
+        (["--set", "model.type=popularity"], "model.type popularity has nothing to search"),
         (["--trials", "0"], "--trials 0"),
         (["--set", "data.split.validation=false", "--set", "train.refit=false"], "validation"),
     ],
@@ -277,8 +270,9 @@ def test_tune_command_user_errors_are_one_line(tmp_path, args, message):
 
 def test_the_config_tuned_from_is_the_starting_point(tmp_path):
     from ncf.config import load_config
+    from ncf.tune.study import default_space
 
-    space = load_space(REPO / "configs" / "search" / "neumf.yaml")
+    space = default_space("neumf")
     config = load_config(REPO / "configs" / "ml-100k" / "neumf.yaml")
     point = space.starting_point(config)
     assert point is not None and point["model.mlp_layers"] == "[64, 32, 16, 8]"

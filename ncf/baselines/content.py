@@ -20,20 +20,30 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
+from pydantic import Field
 
 from ncf.baselines.knn import ItemKNN, cosine_neighbours, interaction_matrix
 from ncf.baselines.storage import load_arrays, save_baseline
-from ncf.config import ModelConfig
-from ncf.data.split import Split
 from ncf.errors import ConfigError
-from ncf.registry import Family
+from ncf.family import Family, FitInputs, Needs
+from ncf.schema import Section
 from ncf.scorer import ItemToItem
 
+if TYPE_CHECKING:
+    from ncf.config import ModelConfig
+    from ncf.data.split import Split
+
 KIND = "content"
+
+
+class ContentConfig(Section):
+    """Cosine item-kNN over item side features (``model.type: content``)."""
+
+    neighbours: int = Field(100, gt=0, description="neighbours kept per item")
 
 
 class ContentKNN(ItemKNN):
@@ -73,30 +83,39 @@ class ContentKNN(ItemKNN):
         )
 
 
-def _fit(
-    config: ModelConfig,
-    split: Split,
-    ratings: np.ndarray | None,
-    seed: int = 0,
-    item_features: np.ndarray | None = None,
-    **_: Any,
-) -> ContentKNN:
-    if item_features is None or item_features.size == 0:
+def _fit(config: ModelConfig, split: Split, inputs: FitInputs) -> ContentKNN:
+    features = inputs.item_features
+    if features is None or features.size == 0:
         raise ConfigError(
             "model.type content needs item side features, and the data has none: use a source "
             "with an item table (MovieLens genres) or set data.item_features"
         )
-    return ContentKNN.fit_features(split, item_features, config.neighbours)
+    return ContentKNN.fit_features(split, features, config.content.neighbours)
+
+
+def _reads_features(config: ModelConfig, side: str) -> bool:
+    return side == "item"
 
 
 FAMILIES = {
     KIND: Family(
         name=KIND,
+        summary="cosine item-kNN over item side features (cold start)",
         neural=False,
-        hyperparameters=("neighbours",),
         load=lambda run: ContentKNN.load(Path(run) / "baseline"),
-        fit=_fit,
+        section="content",
+        settings=ContentConfig,
+        hyperparameters=("content.neighbours",),
+        search_space={
+            "trials": 20,
+            "timeout_minutes": 20,
+            "startup_trials": 6,
+            "params": {"model.content.neighbours": {"low": 5, "high": 500, "log": True}},
+        },
+        needs=Needs(item_features=True),
         score_meaning="similarity (sum of the cosines of the item's features with the user's items')",
-        uses_item_features=True,
+        fit=_fit,
+        reads_features=_reads_features,
+        legacy={"neighbours": "content.neighbours"},
     )
 }

@@ -26,19 +26,39 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
+from pydantic import Field
 
 from ncf.baselines.knn import interaction_matrix
 from ncf.baselines.storage import load_arrays, save_baseline
-from ncf.registry import Family
+from ncf.family import Family, FitInputs
+from ncf.schema import Section
 from ncf.scorer import ItemToItem
+
+if TYPE_CHECKING:
+    from ncf.config import ModelConfig
+    from ncf.data.split import Split
 
 log = logging.getLogger(__name__)
 
 KIND = "ease"
+
+
+class EaseConfig(Section):
+    """EASE (Steck 2019): the closed-form item-item model (``model.type: ease``)."""
+
+    l2: float = Field(500.0, gt=0, description="lambda, the L2 penalty on the item-item weights")
+    form: Literal["auto", "primal", "dual"] = Field(
+        "auto",
+        description="invert the [items, items] Gram matrix (primal) or a [users, users] one "
+        "(dual, Woodbury); auto: dual when there are fewer users than items",
+    )
+
+
 MAX_DENSE_SCORES = 2**24  # scores densified at once in score_items (float32: 64 MiB)
 
 
@@ -144,21 +164,31 @@ class EASE:
         return cls(arrays["interactions"], arrays["weights"], params["l2"])
 
 
+def _fit(config: ModelConfig, split: Split, inputs: FitInputs) -> EASE:
+    settings = config.ease
+    return EASE.fit(
+        split.num_users, split.num_items, split.train_user, split.train_item,
+        l2=settings.l2, form=settings.form,
+    )  # fmt: skip
+
+
 FAMILIES = {
     KIND: Family(
         name=KIND,
+        summary="EASE, the closed-form item-item model (Steck 2019)",
         neural=False,
+        load=lambda run: EASE.load(Path(run) / "baseline"),
+        section="ease",
+        settings=EaseConfig,
         hyperparameters=("ease.l2",),
+        search_space={
+            "trials": 20,
+            "timeout_minutes": 20,
+            "startup_trials": 6,
+            "params": {"model.ease.l2": {"low": 1.0, "high": 20000.0, "log": True}},
+        },
         score_meaning="EASE score: the sum, over the user's items, of their learned weights "
         "for this item (unbounded; only the order matters)",
-        load=lambda run: EASE.load(Path(run) / "baseline"),
-        fit=lambda config, split, ratings, seed=0: EASE.fit(
-            split.num_users,
-            split.num_items,
-            split.train_user,
-            split.train_item,
-            l2=config.ease.l2,
-            form=config.ease.form,
-        ),
+        fit=_fit,
     )
 }

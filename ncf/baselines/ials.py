@@ -29,11 +29,13 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
+from pydantic import Field
 
 from ncf.baselines.knn import interaction_matrix
 from ncf.baselines.storage import load_arrays, save_baseline
-from ncf.registry import Family
+from ncf.family import Family, FitInputs
 from ncf.rng import rng_for
+from ncf.schema import Section
 from ncf.scorer import Factors
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,20 @@ log = logging.getLogger(__name__)
 KIND = "ials"
 MAX_GATHER = 2**22  # pairs (or dense scores) held at once in the CG products
 DENSE_RATIO = 30  # score every pair densely when rows * columns <= this * observed pairs
+
+
+class IalsConfig(Section):
+    """iALS (Hu et al. 2008) by conjugate gradient (``model.type: ials``)."""
+
+    factors: int = Field(64, gt=0, description="dimension of the user and item factors")
+    l2: float = Field(1.0, gt=0, description="lambda, the L2 penalty on all factors")
+    alpha: float = Field(
+        10.0, ge=0, description="confidence of an observed pair: weight 1 + alpha (unobserved: 1)"
+    )
+    iterations: int = Field(15, gt=0, description="alternating sweeps (users, then items)")
+    cg_steps: int = Field(
+        3, gt=0, description="conjugate-gradient steps per sweep, warm-started (>= factors: exact)"
+    )
 
 
 def init_factors(num_rows: int, dim: int, rng: np.random.Generator) -> np.ndarray:
@@ -199,7 +215,7 @@ class IALS:
         return cls(arrays["user_factors"], arrays["item_factors"], params)
 
 
-def _fit(config, split, ratings, seed: int = 0) -> IALS:
+def _fit(config, split, inputs: FitInputs) -> IALS:
     ials = config.ials
     return IALS.fit(
         split.num_users,
@@ -211,15 +227,29 @@ def _fit(config, split, ratings, seed: int = 0) -> IALS:
         alpha=ials.alpha,
         iterations=ials.iterations,
         cg_steps=ials.cg_steps,
-        seed=seed,
+        seed=inputs.seed,
     )
 
 
 FAMILIES = {
     KIND: Family(
         name=KIND,
+        summary="implicit ALS by conjugate gradient (Hu et al. 2008)",
         neural=False,
+        section="ials",
+        settings=IalsConfig,
         hyperparameters=("ials.factors", "ials.l2", "ials.alpha", "ials.iterations"),
+        search_space={
+            "trials": 30,
+            "timeout_minutes": 20,
+            "startup_trials": 8,
+            "params": {
+                "model.ials.factors": {"choices": [16, 32, 64, 128, 256]},
+                "model.ials.l2": {"low": 0.01, "high": 300.0, "log": True},
+                "model.ials.alpha": {"low": 0.3, "high": 100.0, "log": True},
+                "model.ials.iterations": {"low": 5, "high": 25},
+            },
+        },
         score_meaning="predicted preference: dot product of the user and item factors "
         "(about 1 for items like the user's, 0 for others)",
         load=lambda run: IALS.load(Path(run) / "baseline"),

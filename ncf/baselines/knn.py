@@ -26,21 +26,35 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import ClassVar, TypeVar
+from typing import TYPE_CHECKING, ClassVar, Literal, TypeVar
 
 import numpy as np
 import scipy.sparse as sp
+from pydantic import Field
 
 from ncf.baselines.storage import load_arrays, save_baseline
-from ncf.config import ModelConfig
-from ncf.data.split import Split
 from ncf.errors import ConfigError
-from ncf.registry import Family
+from ncf.family import Capabilities, Family, FitInputs
+from ncf.schema import Section
 from ncf.scorer import ItemToItem, UserToUser, top_k_mask
+
+if TYPE_CHECKING:
+    from ncf.config import ModelConfig
+    from ncf.data.split import Split
 
 _Model = TypeVar("_Model", bound="_NeighbourModel")
 
 DEFAULT_MAX_DENSE = 2**24  # similarity entries densified at once while fitting (float32: 64 MiB)
+
+
+class KnnConfig(Section):
+    """Item-kNN and user-kNN (``model.type: itemknn | userknn``)."""
+
+    neighbours: int = Field(100, gt=0, description="neighbours kept per item (user)")
+    shrinkage: float = Field(0.0, ge=0, description="cosine shrinkage term")
+    weighting: Literal["binary", "rating"] = Field(
+        "binary", description="matrix entries are 1 or the rating"
+    )
 
 
 def interaction_matrix(
@@ -253,20 +267,21 @@ class UserKNN(_NeighbourModel):
 
 
 def _fit(cls: type[_Model]):
-    def fit(config: ModelConfig, split: Split, ratings: np.ndarray | None, seed: int = 0) -> _Model:
-        if config.weighting == "rating" and ratings is None:
+    def fit(config: ModelConfig, split: Split, inputs: FitInputs) -> _Model:
+        knn = config.knn
+        if knn.weighting == "rating" and inputs.ratings is None:
             raise ConfigError(
-                "model.weighting=rating needs ratings, but the data has none; "
-                "use model.weighting=binary or a source with a rating column"
+                "model.knn.weighting=rating needs ratings, but the data has none; "
+                "use model.knn.weighting=binary or a source with a rating column"
             )
         return cls.fit(
             split.num_users,
             split.num_items,
             split.train_user,
             split.train_item,
-            ratings if config.weighting == "rating" else None,
-            neighbours=config.neighbours,
-            shrinkage=config.shrinkage,
+            inputs.ratings if knn.weighting == "rating" else None,
+            neighbours=knn.neighbours,
+            shrinkage=knn.shrinkage,
         )
 
     return fit
@@ -276,13 +291,41 @@ def _load(cls: type[_Model]):
     return lambda run: cls.load(Path(run) / "baseline")
 
 
+def _uses_ratings(config: ModelConfig) -> bool:
+    return bool(config.knn.weighting == "rating")
+
+
+SEARCH_SPACE = {
+    "trials": 25,
+    "timeout_minutes": 20,
+    "startup_trials": 8,
+    "params": {
+        "model.knn.neighbours": {"low": 5, "high": 500, "log": True},
+        "model.knn.shrinkage": {"low": 0.0, "high": 100.0},
+    },
+}
+SUMMARIES = {
+    "itemknn": "cosine item-kNN (Sarwar et al. 2001)",
+    "userknn": "cosine user-kNN",
+}
+NO_SIMILAR = {"userknn": "user-kNN compares users, not items, so it has no item similarity"}
+
 FAMILIES = {
     cls.kind: Family(
         name=cls.kind,
+        summary=SUMMARIES[cls.kind],
         neural=False,
-        hyperparameters=("neighbours", "shrinkage", "weighting"),
         load=_load(cls),
+        section="knn",
+        settings=KnnConfig,
+        hyperparameters=("knn.neighbours", "knn.shrinkage", "knn.weighting"),
+        search_space=SEARCH_SPACE,
+        can=Capabilities(
+            similar_items=cls.kind not in NO_SIMILAR, no_similar_items=NO_SIMILAR.get(cls.kind, "")
+        ),
         fit=_fit(cls),
+        uses_ratings=_uses_ratings,
+        legacy={key: f"knn.{key}" for key in ("neighbours", "shrinkage", "weighting")},
     )
     for cls in (ItemKNN, UserKNN)
 }

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ncf.baselines.storage import load_arrays, save_baseline
-from ncf.registry import Family
+from ncf.family import Capabilities, Family, FitInputs
 from ncf.scorer import ItemPrior
 
 KIND = "popularity"
@@ -70,14 +71,21 @@ class Popularity:
         return cls(arrays["counts"])
 
 
+def _fit(config: Any, split: Any, inputs: FitInputs) -> Popularity:
+    return Popularity.fit(split.num_users, split.num_items, split.train_user, split.train_item)
+
+
 FAMILIES = {
     KIND: Family(
         name=KIND,
+        summary="every user gets the most interacted-with items",
         neural=False,
-        hyperparameters=(),
         load=lambda run: Popularity.load(Path(run) / "baseline"),
-        fit=lambda config, split, ratings, seed=0: Popularity.fit(
-            split.num_users, split.num_items, split.train_user, split.train_item
+        can=Capabilities(
+            similar_items=False,
+            no_similar_items="popularity ranks every item by its count, so it has no item "
+            "similarity",
         ),
+        fit=_fit,
     )
 }

@@ -30,8 +30,12 @@ import keras
 import numpy as np
 from keras import ops
 
-from ncf.models.losses import reduce_mean, sampled_softmax_loss, softmax_loss
-from ncf.models.model import per_replica_share
+from ncf.models.losses import (
+    per_replica_share,
+    reduce_mean,
+    sampled_softmax_loss,
+    softmax_loss,
+)
 
 SOFTMAX_LOSSES = ("softmax", "sampled_softmax")
 

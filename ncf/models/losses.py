@@ -74,3 +74,14 @@ def sampled_softmax_loss(
     sampled = ops.where(hits, ops.full_like(sampled, -1e30), sampled)
     every = ops.concatenate([positive_logits[:, None], sampled], axis=1)
     return ops.logsumexp(every, axis=1) - positive_logits
+
+
+def per_replica_share(loss: Any) -> Any:
+    """``loss / R`` with ``R`` replicas in sync (1 outside a strategy): the convention of Keras'
+    TensorFlow trainer, whose ``train_step`` sums the replicas' gradients and shows the loss
+    times ``R``. A ``compute_loss`` override that skips it trains with ``R`` times the gradient
+    and shows ``R`` times the loss (tests/test_distribute.py checks both against Keras)."""
+    import tensorflow as tf
+
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    return loss if replicas == 1 else loss * (1.0 / replicas)

@@ -40,9 +40,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from ncf.config import ModelConfig
 from ncf.models.heads import DotHead, GMFHead, MLPHead, NeuMFHead
-from ncf.models.losses import bce_loss, bpr_loss, reduce_mean
+from ncf.models.losses import bce_loss, bpr_loss, per_replica_share, reduce_mean
 from ncf.models.towers import Tower
 
 HEADS = ("mf", "gmf", "mlp", "neumf")
@@ -384,62 +383,3 @@ class NCFModel(keras.Model):
             "num_item_features": self.num_item_features,
             "max_pair_elements": self.max_pair_elements,
         }
-
-
-def per_replica_share(loss: Any) -> Any:
-    """``loss / R`` with ``R`` replicas in sync (1 outside a strategy): the convention of Keras'
-    TensorFlow trainer, whose ``train_step`` sums the replicas' gradients and shows the loss
-    times ``R``. A ``compute_loss`` override that skips it trains with ``R`` times the gradient
-    and shows ``R`` times the loss (tests/test_distribute.py checks both against Keras)."""
-    import tensorflow as tf
-
-    replicas = tf.distribute.get_strategy().num_replicas_in_sync
-    return loss if replicas == 1 else loss * (1.0 / replicas)
-
-
-def build_model(
-    config: ModelConfig,
-    num_users: int,
-    num_items: int,
-    user_features: np.ndarray | None = None,
-    item_features: np.ndarray | None = None,
-    loss: str = "bce",
-    seed: int = 0,
-    sampled_items: int = 1024,
-) -> Any:
-    """The :class:`NCFModel` (or, for ``history``, the
-    :class:`~ncf.models.history.HistoryModel`) that ``config`` describes (the one place
-    config meets model).
-
-    A feature matrix is used only when ``config.user_features`` (``item_features``) is true,
-    so the config alone decides the architecture ("join when the data has them").
-    """
-    if config.type == "history":
-        from ncf.models.history import HistoryModel
-
-        return HistoryModel(
-            num_users,
-            num_items,
-            embedding_dim=config.embedding_dim,
-            history_length=config.history.length,
-            dropout=config.history.dropout,
-            loss=loss,
-            sampled_items=sampled_items,
-            seed=seed,
-        )
-    if config.type not in HEADS:
-        raise ValueError(f"model type {config.type!r} is not neural; expected one of {HEADS}")
-    return NCFModel(
-        num_users,
-        num_items,
-        head=config.type,
-        embedding_dim=config.embedding_dim,
-        mlp_layers=config.mlp_layers,
-        tower_layers=config.tower_layers,
-        dropout=config.dropout,
-        l2_embedding=config.l2_embedding,
-        l2_dense=config.l2_dense,
-        loss=loss,
-        user_features=user_features if config.user_features else None,
-        item_features=item_features if config.item_features else None,
-    )

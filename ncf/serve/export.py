@@ -47,14 +47,11 @@ import scipy.sparse as sp
 from ncf.config import Config, apply_overrides, build_config, config_to_dict, save_config
 from ncf.errors import NcfError
 from ncf.io import write_json
+from ncf.registry import family
 from ncf.train.rundir import RunDir, resolve_run
 
 EXPORT_FORMAT = 2  # 2: every input batched (k [B]), ExportArchive; 1: scalar k
 TMP_PREFIX = ".tmp-export-"
-SIGNATURE_NOTES = {
-    "popularity": "popularity ranks every item by its count, so it has no item similarity",
-    "userknn": "user-kNN compares users, not items, so it has no item similarity",
-}
 
 
 def export_run(
@@ -161,13 +158,14 @@ def _write_saved_model(run: RunDir, config: Config, metrics: dict, out: Path) ->
         if source.is_file():
             shutil.copyfile(source, assets / name)
     kind = config.model.type
+    can = family(kind).can
     return {
         "format": EXPORT_FORMAT,
         "model_type": kind,
         "run_name": f"{run.path.parent.name}/{run.path.name}",
         "fingerprint": run.data_info()["fingerprint"],
         "signatures": signatures,
-        "no_similar_items": SIGNATURE_NOTES.get(kind)
+        "no_similar_items": (can.no_similar_items or None)
         if "similar_items" not in signatures
         else None,
         "exclude_seen": module.exclude_seen,
@@ -198,7 +196,6 @@ def _write_saved_model(run: RunDir, config: Config, metrics: dict, out: Path) ->
 def score_meaning(form: Any, config: Config) -> str:
     """What ``recommend``'s scores are, in words (``ncf recommend`` prints it): the family's
     own words where it has them, else what its serving form computes."""
-    from ncf.registry import family
     from ncf.scorer import Factors, ItemPrior, ItemToItem, KerasModel, UserToUser
 
     if family(config.model.type).score_meaning:
@@ -219,14 +216,14 @@ def score_meaning(form: Any, config: Config) -> str:
 
 def about_users(form: Any, config: Config) -> dict[str, Any]:
     """What the export holds about users, for ``model.json`` and the docs."""
-    from ncf.scorer import ItemToItem, PooledHistory, UserToUser
+    from ncf.scorer import ItemPrior, ItemToItem, PooledHistory, UserToUser
 
     held = ["raw user ids (assets/users.txt and the lookup table in the graph)"]
     if isinstance(form, ItemToItem | UserToUser):
         held.append("each user's train interactions (the kNN scores are computed from them)")
     elif isinstance(form, PooledHistory):
         held.append("each user's latest train items (the history table the user tower pools)")
-    elif config.model.type != "popularity":
+    elif not isinstance(form, ItemPrior):  # popularity holds nothing per user
         held.append("per-user model parameters (embeddings or factors)")
     if config.export.include_seen:
         held.append("each user's train and validation items (to exclude them from recommend)")

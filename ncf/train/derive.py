@@ -121,24 +121,27 @@ def derive_run(
 ) -> tuple[Path, dict[str, Any]]:
     """Fit the changed data into the new run ``out`` (see the module docstring)."""
     from ncf.train.lock import guarded_run
-    from ncf.train.run import _run, monitor_key
+    from ncf.train.run import complete_run, monitor_key
 
     config = source.config
-    if config.model.weighting == "rating" and config.model.type in ("itemknn", "userknn"):
+    kind = family(config.model.type)
+    if kind.uses_ratings(config.model):
         raise NcfError(
-            f"{source.path}: model.weighting=rating needs the ratings, which a run does not keep; "
-            "retrain with ncf train on the changed data instead"
+            f"{source.path}: this {config.model.type} model is fitted on the ratings, which a "
+            "run does not keep; retrain with ncf train on the changed data instead"
         )
     if out.exists():
         raise NcfError(f"{out}: already exists; choose another --out")
-    neural = family(config.model.type).neural
+    neural = kind.neural
     method = "refit (closed form)" if not neural else ("retrain" if exact else "warm start")
     start = time.perf_counter()
     info = {"source": source.path.name, "method": method, **how, **change.info}
     with guarded_run(out, created=True):
         write_json(out / "derived.json", info)  # before metrics.json, which completes a run
         if not neural or exact:
-            result = _run(config, change.dataset, out, monitor_key(config), verbose, None, True)
+            result = complete_run(
+                config, change.dataset, out, monitor_key(config), verbose, None, True
+            )
             metrics = result.metrics
         else:
             metrics = _warm_start(source, change, out, epochs, verbose)
@@ -150,16 +153,16 @@ def _warm_start(source: RunDir, change: Change, out: Path, epochs: int, verbose:
     from ncf.models.scorer import NeuralScorer, load_keras_model
     from ncf.train.neural import build_for
     from ncf.train.phase import Phase, compile_model, run_phase
-    from ncf.train.run import _evaluate
+    from ncf.train.run import evaluate_split
     from ncf.train.rundir import write_run_inputs
     from ncf.train.state import save_model
 
     config = source.config
-    if config.model.type == "history":
+    if not family(config.model.type).can.warm_start:
         raise NcfError(
-            f"{source.path}: a warm start of model.type history is not supported (its "
-            "history table and padding row do not follow id maps yet); add --exact to retrain "
-            "from scratch on the changed data"
+            f"{source.path}: a warm start of model.type {config.model.type} is not supported "
+            "(its parameters do not follow id maps); add --exact to retrain from scratch on "
+            "the changed data"
         )
     dataset = change.dataset
     write_run_inputs(out, config, dataset)
@@ -189,7 +192,7 @@ def _warm_start(source: RunDir, change: Change, out: Path, epochs: int, verbose:
         "fingerprint": dataset.split.fingerprint(),
         "fit_on": "train+val",
         "val": {},
-        "test": _evaluate(NeuralScorer(model), dataset.split, "test", config),
+        "test": evaluate_split(NeuralScorer(model), dataset.split, "test", config),
         "history": result.state.history,
         "train_seconds": train_seconds,
     }

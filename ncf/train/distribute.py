@@ -17,7 +17,7 @@ negatives of batch ``b`` of epoch ``e`` are a function of ``(seed, e, b)`` and t
 takes its columns. The epoch covers every train interaction once whatever ``R`` is.
 
 **Loss and gradients.** Each replica's ``compute_loss`` returns ``1/R`` of its batch mean
-(:func:`ncf.models.model.per_replica_share`, Keras' convention) and Keras' optimizer sums the
+(:func:`ncf.models.losses.per_replica_share`, Keras' convention) and Keras' optimizer sums the
 replicas' gradients with one ``all_reduce``: dense gradients (MLP kernels) are all-reduced,
 embedding gradients stay ``tf.IndexedSlices`` and are **all-gathered** (every worker
 receives every other worker's ``[rows, d]`` values and row ids, never a whole table), then

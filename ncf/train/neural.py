@@ -35,6 +35,7 @@ from ncf.config import Config
 from ncf.data.dataset import Dataset
 from ncf.errors import ConfigError, NcfError
 from ncf.evaluation import evaluate
+from ncf.registry import family
 from ncf.train.distribute import Replication, scope_of
 from ncf.train.fitted import Fitted
 from ncf.train.phase import Phase, PhaseResult, compile_model, run_phase, seed_everything
@@ -90,24 +91,9 @@ def _fit_neural(
         build_for(config, dataset, PRETRAINED_SELECTED), config, jit_compile=replication is None
     )
     scorer = NeuralScorer(model)  # traced once; follows the model's weights
+    phase = _selection(config, dataset, path, replication)
     selection = run_phase(
-        config,
-        dataset,
-        Phase(
-            "epoch",
-            path / "checkpoints",
-            path / "tensorboard",
-            config.train.epochs,
-            dataset.split,
-            validate=config.data.split.validation,
-            restore=_restore(replication, "checkpoints"),
-        ),
-        model,
-        scorer,
-        monitor,
-        verbose,
-        extra_callbacks,
-        replication,
+        config, dataset, phase, model, scorer, monitor, verbose, extra_callbacks, replication
     )
     state = selection.state
     extra: dict[str, Any] = {
@@ -125,20 +111,27 @@ def _fit_neural(
     if config.train.refit:
         save_model(model, path / SELECTED_MODEL)
         selected = None  # its weights are about to be replaced; its metrics are in ``val``
-        refit = _refit(
-            config,
-            dataset,
-            path,
-            int(state.best_epoch or 0),
-            model,
-            verbose,
-            extra_callbacks,
-            replication,
-        )
+        epochs = int(state.best_epoch or 0)
+        refit = _refit(config, dataset, path, epochs, model, verbose, extra_callbacks, replication)
         extra["refit"] = {"epochs": refit.state.epoch, **_throughput(refit)}
         extra["refit"]["history"] = refit.state.history
     save_model(model, path / "model.keras")
     return Fitted(selected, scorer, state.history, extra, val)
+
+
+def _selection(
+    config: Config, dataset: Dataset, path: Path, replication: Replication | None
+) -> Phase:
+    """Training on train, validated after every epoch (unless the split has no validation)."""
+    return Phase(
+        "epoch",
+        path / "checkpoints",
+        path / "tensorboard",
+        config.train.epochs,
+        dataset.split,
+        validate=config.data.split.validation,
+        restore=_restore(replication, "checkpoints"),
+    )
 
 
 def _restore(replication: Replication | None, folder: str) -> Path | None:
@@ -208,27 +201,12 @@ def _throughput(result: PhaseResult) -> dict[str, Any]:
 
 
 def build_for(config: Config, dataset: Dataset, pretrained: tuple[str, ...] = ()) -> Any:
-    """A fresh model as ``config.model`` describes it, with the side features it asks for,
-    initialised from pretrained GMF/MLP runs when ``model.pretrained`` names them."""
-    from ncf.models import build_model
-
-    inter, split = dataset.interactions, dataset.split
-    features = {"user": inter.user_features, "item": inter.item_features}
-    for side, matrix in features.items():
-        if getattr(config.model, f"{side}_features") and (matrix is None or matrix.size == 0):
-            raise ConfigError(
-                f"model.{side}_features is true but the data has no {side} side features; set it to false"
-            )
-    model = build_model(
-        config.model,
-        split.num_users,
-        split.num_items,
-        user_features=features["user"],
-        item_features=features["item"],
-        loss=config.train.loss,
-        seed=config.run.seed,
-        sampled_items=config.train.sampled_items,
-    )
+    """A fresh model as its family builds it from ``config``, initialised from pretrained
+    GMF/MLP runs when ``model.pretrained`` names them (``pretrained``: the model files to
+    take from them, in order of preference)."""
+    build = family(config.model.type).build
+    assert build is not None, f"{config.model.type} is not a neural family"
+    model = build(config, dataset)
     if config.model.pretrained.gmf:
         _init_pretrained(config, dataset, model, pretrained)
     return model

@@ -33,13 +33,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ncf.config import Config
 from ncf.data.dataset import Dataset
 from ncf.data.pipeline import TrainingStream
 from ncf.data.split import Split
 from ncf.evaluation import evaluate
+from ncf.registry import family
 from ncf.rng import rng_for
 from ncf.train.callbacks import (
     Checkpointer,
@@ -178,21 +177,12 @@ def _fit_epoch(
 
 
 def training_stream(config: Config, dataset: Dataset, split: Split, model: Any) -> TrainingStream:
-    """The phase's batches. The history model also gets, from the data it fits on, the
-    table of each user's latest items it serves from and its sampled softmax's proposal."""
-    if config.model.type != "history":
-        return TrainingStream(split, config.train, config.run.seed)
-    from ncf.data.histories import Histories
-
-    spec, train = config.model.history, config.train
-    histories = Histories.of_split(split, dataset.interactions, spec.causal)
-    model.set_histories(histories.table(spec.length))
-    weights = None
-    if train.negative_sampling == "popularity":
-        counts = np.bincount(split.train_item, minlength=split.num_items)
-        weights = counts.astype(np.float64) ** train.popularity_power
-    model.set_proposal(weights)
-    return TrainingStream(split, train, config.run.seed, histories, spec.length)
+    """The phase's batches, from its family (which also gives the model what it reads from
+    the data it fits on, such as the history model's table of each user's latest items)."""
+    prepare = family(config.model.type).prepare
+    assert prepare is not None, f"{config.model.type} is not a neural family"
+    stream: TrainingStream = prepare(model, config, dataset, split)
+    return stream
 
 
 def compile_model(model: Any, config: Config, jit_compile: bool = True) -> Any:

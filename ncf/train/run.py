@@ -43,6 +43,7 @@ from ncf.data.pairs import pair_keys
 from ncf.data.split import Split, check_cases
 from ncf.errors import ConfigError, NcfError
 from ncf.evaluation import evaluate
+from ncf.family import FitInputs
 from ncf.io import read_json, write_json
 from ncf.metrics import METRIC_NAMES
 from ncf.registry import family
@@ -103,7 +104,7 @@ def train(
     dataset = load_dataset(config)
     check_cases(dataset.split, config.data.split, dataset.interactions.description)
     check_memory(config, dataset)
-    _note_unordered_history(config, dataset)
+    _note_data(config, dataset)
     if not cluster.is_chief:
         assert path is not None
         return _run_worker(config, dataset, path, monitor, Replication(cluster, strategy, path))
@@ -112,29 +113,25 @@ def train(
     replication = Replication(cluster, strategy, path) if strategy is not None else None
     with guarded_run(path, created):
         _refuse_finished(path)  # again, now that no other process can finish it
-        return _run(
+        return complete_run(
             config, dataset, path, monitor, verbose, extra_callbacks, evaluate_test, replication
         )
 
 
-_NOTED_UNORDERED: set[str] = set()  # data already noted in this process (ncf tune: once)
+_NOTED: set[tuple[str, str]] = set()  # (family, data) already noted in this process
 
 
-def _note_unordered_history(config: Config, dataset: Dataset) -> None:
-    """The history model is built for data in time order; say so when there is none (once
-    per data set and process, not once per tuning trial)."""
-    inter = dataset.interactions
-    if config.model.type != "history" or inter.timestamp is not None:
+def _note_data(config: Config, dataset: Dataset) -> None:
+    """The family's note on data that lacks what it is built for (once per family, data set
+    and process, not once per tuning trial)."""
+    kind = family(config.model.type)
+    key = (kind.name, dataset.interactions.description)
+    if key in _NOTED:
         return
-    if inter.description in _NOTED_UNORDERED:
-        return
-    _NOTED_UNORDERED.add(inter.description)
-    log.warning(
-        "note: the data has no timestamps, so the history model reads each user's items "
-        f"unordered (at most model.history.length={config.model.history.length} per user, "
-        "a fixed subset of longer histories); on order-free data EASE (model.type: ease) "
-        "ranked better in docs/benchmarks.md: train both and compare them with ncf compare"
-    )
+    note = kind.note(config, dataset)
+    if note:
+        _NOTED.add(key)
+        log.warning(note)
 
 
 def _run_worker(
@@ -155,7 +152,7 @@ def _refuse_finished(path: Path | None) -> None:
         raise NcfError(f"{path} already holds a finished run; choose another --run-dir")
 
 
-def _run(
+def complete_run(
     config: Config,
     dataset: Dataset,
     path: Path,
@@ -165,7 +162,8 @@ def _run(
     evaluate_test: bool,
     replication: Replication | None = None,
 ) -> RunResult:
-    """Steps 1 (the run directory's inputs) to 3 of the module docstring, in ``path``."""
+    """Steps 1 (the run directory's inputs) to 3 of the module docstring, in ``path``
+    (held by the caller; ``ncf update`` / ``ncf forget`` fit their changed data with it)."""
     kind = family(config.model.type)
     if (path / "checkpoints" / "state.json").exists():
         log.info(f"resuming {path}")
@@ -189,8 +187,10 @@ def _run(
         "fit_on": "train+val" if config.train.refit else "train",
         "val": fitted.val
         if fitted.val is not None
-        else _evaluate(fitted.selected, dataset.split, "val", config),
-        "test": _evaluate(fitted.final, dataset.split, "test", config) if evaluate_test else {},
+        else evaluate_split(fitted.selected, dataset.split, "val", config),
+        "test": evaluate_split(fitted.final, dataset.split, "test", config)
+        if evaluate_test
+        else {},
         "history": fitted.history,
         "train_seconds": train_seconds,
         **fitted.extra,
@@ -207,7 +207,11 @@ def resume_run(run: str | Path, verbose: int = 1) -> RunResult:
     return train(run_dir.config, run_dir.path, verbose=verbose)
 
 
-def _evaluate(scorer, split: Split, which: str, config: Config) -> dict[str, dict[str, float]]:
+def evaluate_split(
+    scorer: Any, split: Split, which: str, config: Config
+) -> dict[str, dict[str, float]]:
+    """``scorer``'s metrics on ``split``'s ``which`` cases ("val", "test") with every protocol
+    and cut-off of ``config.eval`` (empty when there are no such cases)."""
     if len(getattr(split, f"{which}_user")) == 0:
         return {}
     ev = config.eval
@@ -242,17 +246,19 @@ def _check_same_data(path: Path, dataset: Dataset) -> None:
 
 def _fit_baseline(config: Config, dataset: Dataset, path: Path) -> Fitted:
     """Fit on train; with ``train.refit``, fit again on train + validation for test and export."""
-    kind = family(config.model.type)
-    fit = kind.fit
+    fit = family(config.model.type).fit
     assert fit is not None, f"{config.model.type} is a baseline family without fit"
-    seed = config.run.seed
-    data = {"item_features": dataset.interactions.item_features} if kind.uses_item_features else {}
-    ratings = _train_ratings(dataset, dataset.split)
-    selected = fit(config.model, dataset.split, ratings, seed=seed, **data)
+    inter = dataset.interactions
+
+    def inputs(split: Split) -> FitInputs:
+        ratings = _train_ratings(dataset, split)
+        return FitInputs(ratings, inter.item_features, config.run.seed)
+
+    selected = fit(config.model, dataset.split, inputs(dataset.split))
     final = selected
     if config.train.refit:
         merged = dataset.split.with_validation_in_train()
-        final = fit(config.model, merged, _train_ratings(dataset, merged), seed=seed, **data)
+        final = fit(config.model, merged, inputs(merged))
     final.save(path / "baseline")
     return Fitted(selected, final, [], {})
 

@@ -36,6 +36,7 @@ from ncf.data.pairs import pair_keys
 from ncf.data.split import Split
 from ncf.data.vocab import Vocabulary
 from ncf.errors import NcfError
+from ncf.registry import family
 from ncf.rng import rng_for
 from ncf.train.derive import Change, dataset_of_run, rebuild
 from ncf.train.rundir import RunDir
@@ -154,10 +155,8 @@ def _tune_split(
 
 
 def _reads_features(config: Any, side: str) -> bool:
-    """Whether the run's model reads ``side`` side features."""
-    return bool(getattr(config, f"{side}_features", False)) or (
-        side == "item" and config.type == "content"
-    )
+    """Whether the run's model (``config`` its model section) reads ``side`` side features."""
+    return family(config.type).reads_features(config, side)
 
 
 def _feature_rows(run: RunDir, side: str, path: Path, ids: list[str]) -> np.ndarray:

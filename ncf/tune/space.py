@@ -1,6 +1,7 @@
 """Search-space files for ``ncf tune``: which config keys to vary, and how.
 
-A search space is a YAML file (``configs/search/<model.type>.yaml`` are the defaults)::
+A search space is a YAML file (each family declares its default, :attr:`ncf.family.Family.search_space`;
+``ncf tune --show-space CONFIG`` prints it as such a file)::
 
     trials: 30                  # default --trials: finished trials the study aims at
     timeout_minutes: 20         # default --timeout for the search (the refit comes after)
@@ -128,7 +129,12 @@ class SearchSpace(BaseModel):
 
 def load_space(path: str | Path) -> SearchSpace:
     """Read and validate a search-space file; errors name the file and the key."""
-    raw = read_yaml(path, "search-space file")
+    return parse_space(read_yaml(path, "search-space file"), str(path))
+
+
+def parse_space(raw: dict[str, Any], source: str) -> SearchSpace:
+    """Validate a search space (a file's mapping, or a family's default); errors name
+    ``source`` and the key."""
     try:
         space = SearchSpace.model_validate(raw)
     except ValidationError as err:
@@ -136,10 +142,10 @@ def load_space(path: str | Path) -> SearchSpace:
         for e in err.errors():
             where = ".".join(str(p) for p in e["loc"]) or "(top level)"
             msg = e["msg"].removeprefix("Value error, ")
-            lines.append(f"{path}: {where}: {msg}")
+            lines.append(f"{source}: {where}: {msg}")
         raise ConfigError("\n".join(lines)) from None
     if not space.params:
-        raise ConfigError(f"{path}: params is empty: name at least one config key to search")
+        raise ConfigError(f"{source}: params is empty: name at least one config key to search")
     return space
 
 

@@ -45,11 +45,10 @@ from ncf.io import read_json, write_json
 from ncf.registry import family
 from ncf.train.run import RunResult, monitor_key, train
 from ncf.tune import board
-from ncf.tune.space import SearchSpace, check_space, load_space, with_values
+from ncf.tune.space import SearchSpace, check_space, load_space, parse_space, with_values
 
 log = logging.getLogger(__name__)
 
-SPACES = Path(__file__).resolve().parents[2] / "configs" / "search"
 COUNTED = ("COMPLETE", "PRUNED")
 
 
@@ -63,13 +62,14 @@ class TuneResult:
     refit: RunResult | None
 
 
-def default_space(model_type: str) -> Path:
-    path = SPACES / f"{model_type}.yaml"
-    if not path.is_file():
+def default_space(model_type: str) -> SearchSpace:
+    """The family's own default search space (:attr:`ncf.family.Family.search_space`)."""
+    space = family(model_type).search_space
+    if not space:
         raise ConfigError(
-            f"no default search space for model.type {model_type} ({path}); pass --space FILE"
+            f"model.type {model_type} has nothing to search by default; pass --space FILE"
         )
-    return path
+    return parse_space(dict(space), f"the default search space of model.type {model_type}")
 
 
 def finished_trials(study: optuna.Study) -> int:
@@ -229,9 +229,13 @@ def _setup(
     if isinstance(raw["run"], dict) and raw["run"].get("name") is None:
         raw["run"]["name"] = Path(config_path).stem
     base = with_values(raw, {}, source)
-    space_path = Path(space_path) if space_path else default_space(base.model.type)
-    space = load_space(space_path)
-    check_space(raw, space, f"{space_path} (with {source})")
+    if space_path:
+        space = load_space(space_path)
+        where = f"{space_path} (with {source})"
+    else:
+        space = default_space(base.model.type)
+        where = f"the default search space of {base.model.type} (with {source})"
+    check_space(raw, space, where)
     if not base.data.split.validation:
         raise ConfigError(
             f"{source}: ncf tune chooses on the validation split; set data.split.validation: true"
