@@ -124,3 +124,19 @@ def test_config_reference_is_up_to_date():
     for line in describe_schema().splitlines():
         if line.startswith("- `"):
             assert line in readme
+
+
+def test_a_run_config_written_before_the_knn_section_still_loads(tmp_path, caplog):
+    """Runs saved by ncf before ``model.knn`` existed hold ``model.neighbours`` and friends."""
+    legacy = Path(__file__).parent / "data" / "legacy-config-itemknn-0.2.yaml"
+    config = load_config(legacy, saved=True)
+    assert config.model.type == "itemknn" and config.model.knn.neighbours == 7
+    assert config.model.knn.shrinkage == 0.0 and config.model.knn.weighting == "binary"
+    assert not caplog.records  # a run's own saved config is read silently
+    mine = write(tmp_path, "model:\n  type: content\n  neighbours: 9\n")
+    with caplog.at_level("WARNING"):
+        assert load_config(mine).model.content.neighbours == 9
+    assert "model.neighbours moved" in caplog.text
+    both = write(tmp_path, "model:\n  neighbours: 9\n  knn:\n    neighbours: 3\n")
+    with pytest.raises(ConfigError, match="keep knn.neighbours"):
+        load_config(both)

@@ -67,7 +67,9 @@ def find_resumable(config: Config) -> Path | None:
         if (path / "metrics.json").exists() or not (path / "checkpoints" / "state.json").exists():
             continue
         try:
-            if config_to_dict(load_config(path / "config.yaml")) == config_to_dict(config):
+            if config_to_dict(load_config(path / "config.yaml", saved=True)) == config_to_dict(
+                config
+            ):
                 return path
         except NcfError:
             continue
@@ -140,7 +142,7 @@ class RunDir:
 
     @property
     def config(self) -> Config:
-        return load_config(self.path / "config.yaml")
+        return load_config(self.path / "config.yaml", saved=True)
 
     @property
     def complete(self) -> bool:
