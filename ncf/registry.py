@@ -9,7 +9,7 @@ do not pay for TensorFlow.
 
 Every family's fitted model is a :class:`~ncf.scorer.Scorer` for the evaluator and
 describes itself for serving as one of the closed forms in :mod:`ncf.scorer`
-(``serving_form()``), which :mod:`ncf.serve.signatures` turns into a SavedModel.
+(``serving_form()``), which :mod:`ncf.serve.servables` turns into a SavedModel.
 """
 
 from __future__ import annotations
