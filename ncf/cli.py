@@ -333,7 +333,8 @@ def cmd_similar(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from ncf.serve.client import resolve_export
-    from ncf.serve.http import Limits, ServingApp, listen, run_server
+    from ncf.serve.http import ServingApp, listen, run_server
+    from ncf.serve.limits import Limits
     from ncf.serve.session import SessionModel
 
     path = resolve_export(args.export_dir)

@@ -5,6 +5,10 @@ declares it. Adding a model family means writing that module and adding its line
 the config (``model.type`` and the family's ``model.<section>``), the training run, the
 evaluator, ``ncf tune``, ``ncf compare`` and the export find it through :func:`family`.
 Family modules are imported by name, on first use, and import without TensorFlow.
+
+Every family's fitted model is a :class:`~ncf.scorer.Scorer` for the evaluator and
+describes itself for serving as one of the closed forms in :mod:`ncf.scorer`
+(``serving_form()``), which :mod:`ncf.serve.servables` turns into a SavedModel.
 """
 
 from __future__ import annotations

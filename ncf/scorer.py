@@ -14,8 +14,9 @@ nothing else, so neural models and the baselines are compared on the same footin
 
 For serving, a fitted model describes itself as one of a few closed forms
 (``serving_form()``): :class:`ItemToItem`, :class:`UserToUser`, :class:`Factors`,
-:class:`ItemPrior` or :class:`KerasModel`. :mod:`ncf.serve.signatures` has one TensorFlow servable per form, so a
-new model family whose scores take one of these forms is served without new serving code.
+:class:`ItemPrior`, :class:`KerasModel` or :class:`PooledHistory`. :mod:`ncf.serve.servables`
+has one TensorFlow servable per form, so a new model family whose scores take one of these
+forms is served without new serving code.
 
 This module also holds :func:`top_k_mask` and :func:`top_k`, the deterministic top-K used
 both for recommendation lists and for pruning kNN neighbourhoods: among equal scores the

@@ -23,7 +23,7 @@ from tf1_loader import run_signatures
 
 from ncf.cli import main
 from ncf.serve import history as fold
-from ncf.serve.batching import Batcher, Job, _concatenate
+from ncf.serve.batching import Batcher, Job, concatenate_rows
 from ncf.serve.session import SessionModel
 
 KINDS = ("itemknn", "userknn", "ease", "ials", "popularity", "mf", "neumf", "history")
@@ -374,7 +374,7 @@ def test_merged_histories_of_different_lengths_answer_as_alone(exports):
             assert got.keys() == alone.keys()
             for key in alone:
                 np.testing.assert_array_equal(got[key], alone[key])
-        assert _concatenate(
+        assert concatenate_rows(
             [np.array([[b"a"]], object), np.array([[b"b", b"c"]], object)]
         ).tolist() == [
             [b"a", b""],

@@ -10,8 +10,9 @@ import scipy.sparse as sp
 import tensorflow as tf
 
 from ncf.scorer import Factors, ItemToItem
+from ncf.serve.servables import SERVABLES, load_servable_class, servable_for, write_saved_model
+from ncf.serve.servables.base import Servable
 from ncf.serve.session import ServingError, SessionModel
-from ncf.serve.signatures import servable_for, write_saved_model
 
 USERS, ITEMS = 7, 9
 
@@ -100,6 +101,41 @@ def test_dense_item_to_item_without_similarity_has_no_similar_items(tmp_path):
     x = sp.csr_matrix((rng.random((USERS, ITEMS)) < 0.4).astype(np.float32))
     model, _ = load(ItemToItem(x, rng.normal(size=(ITEMS, ITEMS))), tmp_path, rng)
     assert "similar_items" not in model.signature_defs
+
+
+def test_every_serving_form_names_its_servable_by_a_reference_string():
+    from ncf.serve.servables.item_to_item import ItemToItemServable
+
+    assert (
+        load_servable_class("ncf.serve.servables.item_to_item:ItemToItemServable")
+        is ItemToItemServable
+    )
+    for ref in SERVABLES.values():
+        found = load_servable_class(ref)
+        assert issubclass(found, Servable) and found is not Servable
+        assert f"{found.__module__}:{found.__qualname__}" == ref  # the stable name
+    assert len(set(SERVABLES.values())) == len(SERVABLES)
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "ncf.serve.servables.item_to_item.ItemToItemServable",  # no colon
+        "ncf.serve.servables.item_to_item:",
+        ":ItemToItemServable",
+        "ncf.serve.servables.item_to_item:NoSuchServable",
+        "ncf.serve.servables.base:Endpoint",  # a class, not a servable
+        "ncf.serve.servables.base:NEG_INF",
+    ],
+)
+def test_a_bad_servable_reference_is_refused_by_name(ref):
+    with pytest.raises(ValueError, match="servable reference"):
+        load_servable_class(ref)
+
+
+def test_a_servable_reference_to_a_missing_module_raises_its_import_error():
+    with pytest.raises(ModuleNotFoundError, match="no_such_module"):
+        load_servable_class("ncf.serve.servables.no_such_module:Servable")
 
 
 def test_session_errors_keep_tensorflow_status(tmp_path):

@@ -129,7 +129,7 @@ class Batcher:
 
     def _merged(self, group: list[Job]) -> list[dict[str, np.ndarray]]:
         names = group[0].feeds
-        feeds = {name: _concatenate([_spread(j, name) for j in group]) for name in names}
+        feeds = {name: concatenate_rows([_spread(j, name) for j in group]) for name in names}
         outputs = self.model.run(group[0].signature, feeds)
         results, start = [], 0
         for job in group:
@@ -164,7 +164,7 @@ def _rows(signature: str, feeds: dict[str, np.ndarray]) -> int:
     return rows
 
 
-def _concatenate(parts: list[np.ndarray]) -> np.ndarray:
+def concatenate_rows(parts: list[np.ndarray]) -> np.ndarray:
     """Rows of several requests as one input; string matrices of different widths (histories)
     are padded with ``b""``, which the signatures ignore."""
     if parts[0].ndim == 2 and parts[0].dtype == object:

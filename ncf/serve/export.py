@@ -15,10 +15,10 @@
                                       ``ncf recommend --new-items`` encodes new items alike
       assets/item_titles.txt          item titles aligned with items.txt (when the run has them)
 
-The SavedModel is written by Keras' ``ExportArchive`` (:func:`ncf.serve.signatures.
+The SavedModel is written by Keras' ``ExportArchive`` (:func:`ncf.serve.servables.
 write_saved_model`), so it loads in TensorFlow Serving's TF1 session loader as well as with
 ``tf.saved_model.load``; it holds only the variables the signatures read (no optimizer
-state). The signatures are specified in :mod:`ncf.serve.signatures`.
+state). The signatures are specified in :mod:`ncf.serve.servables.base`.
 
 About users, an export holds: the raw user ids (``users.txt`` and the lookup table), the
 model's per-user parameters (embeddings, factors; kNN: each user's train interactions, which
@@ -138,7 +138,7 @@ def _alive(pid: int) -> bool:
 def _write_saved_model(run: RunDir, config: Config, metrics: dict, out: Path) -> dict[str, Any]:
     import tensorflow as tf
 
-    from ncf.serve.signatures import write_saved_model
+    from ncf.serve.servables import write_saved_model
 
     form = run.load_scorer().serving_form()
     module = build_servable(run, config, form)
@@ -249,8 +249,8 @@ def _without_absolute_paths(config: Config) -> tuple[Config, list[str]]:
 
 def build_servable(run: RunDir, config: Config, form: Any | None = None) -> Any:
     """The servable of the run's final model: its ``serving_form()`` plus the vocabularies,
-    popularity and (with ``export.include_seen``) the seen items (:mod:`ncf.serve.signatures`)."""
-    from ncf.serve.signatures import servable_for
+    popularity and (with ``export.include_seen``) the seen items (:mod:`ncf.serve.servables`)."""
+    from ncf.serve.servables import servable_for
 
     split = run.split()
     seen = None

@@ -32,17 +32,19 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import re
 import socket
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import uvicorn
 
 from ncf.errors import NcfError
 from ncf.serve.batching import Batcher
+from ncf.serve.limits import Limits
+from ncf.serve.openapi import openapi
+from ncf.serve.protocol import JsonErrorsProtocol, draining_server
 from ncf.serve.rest import parse_predict, predict_response
 from ncf.serve.session import ServingError, SessionModel
 
@@ -56,22 +58,6 @@ MODEL_PATH = re.compile(
 )
 
 
-@dataclass(frozen=True)
-class Limits:
-    """What one request may ask and how much work the server takes on at once."""
-
-    max_body_bytes: int = 1 << 20
-    max_rows: int = 1024  # first dimension of any input tensor
-    max_k: int = 1000
-    max_results: int = 1 << 18  # rows x k of one request: bounds the answer's size
-    max_url_bytes: int = 8 << 10
-    max_header_bytes: int = 16 << 10
-    request_timeout_s: float = 10.0  # to receive a whole request
-    workers: int = max(2, os.cpu_count() or 2)  # model calls at once
-    max_queue: int = 1024  # model calls waiting for a worker
-    backlog: int = 2048
-
-
 class ServingApp:
     """The ASGI application serving one :class:`SessionModel` as ``model_name``."""
 
@@ -83,8 +69,6 @@ class ServingApp:
         num_items: int,
         limits: Limits | None = None,
     ) -> None:
-        from ncf.serve.openapi import openapi
-
         self.model, self.version, self.model_name = model, version, model_name
         self.limits = limits = limits or Limits()
         self.batcher = Batcher(model, num_items, limits.workers, limits.max_rows, limits.max_queue)
@@ -288,10 +272,6 @@ def listen(host: str, port: int, backlog: int) -> socket.socket:
 
 def run_server(app: ServingApp, sock: socket.socket) -> None:
     """Serve ``app`` on ``sock`` until SIGTERM or SIGINT, then finish in-flight requests."""
-    import uvicorn
-
-    from ncf.serve.protocol import JsonErrorsProtocol, draining_server
-
     JsonErrorsProtocol.limits = app.limits
     config = uvicorn.Config(
         app,

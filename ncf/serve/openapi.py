@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ncf.serve.limits import Limits
+
 ERROR = {"$ref": "#/components/schemas/Error"}
 JSON_ERROR = {"application/json": {"schema": ERROR}}
 
@@ -27,7 +29,7 @@ def _responses(ok: dict[str, Any], *codes: int) -> dict[str, Any]:
     return found
 
 
-def openapi(model_name: str, signature_defs: dict[str, Any], limits: Any) -> dict[str, Any]:
+def openapi(model_name: str, signature_defs: dict[str, Any], limits: Limits) -> dict[str, Any]:
     """The description of the server for ``model_name`` with these SignatureDefs."""
     signatures = {
         name: {key: "int32" if info.dtype == 3 else "string" for key, info in sig.inputs.items()}

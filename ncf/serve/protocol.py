@@ -5,8 +5,9 @@ answers ``{"error": ...}`` instead and adds three limits that uvicorn lacks: the
 the header block (431) have a maximum size, and a request's headers must arrive within
 ``request_timeout_s`` of the first byte (or of the connection) or the connection is answered
 408 and closed (slow clients cannot hold connections open). The body's own limits are the
-app's (:mod:`ncf.serve.http`). :func:`draining_server` is a uvicorn server that marks the
-app as draining (``/readyz`` 503) as soon as SIGTERM or SIGINT arrives.
+app's (:mod:`ncf.serve.http`, which runs its server with this protocol; the limits are
+:class:`~ncf.serve.limits.Limits`). :func:`draining_server` is a uvicorn server that marks
+the app as draining (``/readyz`` 503) as soon as SIGTERM or SIGINT arrives.
 """
 
 from __future__ import annotations
@@ -15,12 +16,18 @@ import asyncio
 import http
 import json
 import signal
-from typing import Any
+from typing import Any, Protocol
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from ncf.serve.http import Limits, ServingApp
+from ncf.serve.limits import Limits
+
+
+class Drainable(Protocol):
+    """An app that stops reporting ready (``/readyz`` 503) once ``draining`` is set."""
+
+    draining: bool
 
 
 class _Rejected(Exception):
@@ -104,7 +111,7 @@ class JsonErrorsProtocol(HttpToolsProtocol):
         self.send_400_response("")
 
 
-def draining_server(config: uvicorn.Config, app: ServingApp) -> uvicorn.Server:
+def draining_server(config: uvicorn.Config, app: Drainable) -> uvicorn.Server:
     """A uvicorn server that sets ``app.draining`` when asked to exit, and returns normally
     after the graceful stop (uvicorn would raise the signal again, ending the process with
     it; ``ncf serve`` instead says it stopped and exits 0). A second SIGINT forces the exit."""
