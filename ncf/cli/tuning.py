@@ -1,0 +1,77 @@
+"""``ncf tune``: an Optuna search of config keys on the validation split, then one refit."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ncf.cli.common import config_args
+from ncf.errors import NcfError
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from ncf.report.text import format_run_result
+    from ncf.tune import tune
+
+    if args.trials is not None and args.trials <= 0:
+        raise NcfError(f"--trials {args.trials}: expected a positive number of trials")
+    if args.timeout is not None and args.timeout <= 0:
+        raise NcfError(f"--timeout {args.timeout}: expected a positive number of minutes")
+    result = tune(
+        args.config,
+        args.overrides,
+        trials=args.trials,
+        timeout_minutes=args.timeout,
+        space_path=args.space,
+        study_dir=args.study_dir,
+        refit=not args.no_refit,
+        heartbeat=args.heartbeat,
+        verbose=1 if sys.stdout.isatty() else 0,
+    )
+    print(f"leaderboard ({result.study_dir / 'leaderboard.md'}):")
+    print(result.leaderboard, end="")
+    print(f"chosen on validation: trial {result.best_trial} {result.best_values}")
+    if result.refit is not None:
+        print(format_run_result(result.refit.metrics, result.refit.run_dir))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    tune = sub.add_parser(
+        "tune",
+        help="search config keys on the validation split (Optuna), refit the best, test it once",
+    )
+    config_args(tune)
+    tune.add_argument(
+        "--trials",
+        type=int,
+        help="finished trials the study aims at, counting earlier runs of it "
+        "(default: the search space's trials)",
+    )
+    tune.add_argument(
+        "--timeout",
+        type=float,
+        metavar="MIN",
+        help="stop searching after MIN minutes (a running trial stops at its next epoch end); "
+        "the refit follows (default: the search space's timeout_minutes)",
+    )
+    tune.add_argument(
+        "--space", help="search-space YAML (default: configs/search/<model.type>.yaml)"
+    )
+    tune.add_argument(
+        "--study-dir",
+        help="folder of the study (default: <run.dir>/<run.name>-tune); rerun to resume",
+    )
+    tune.add_argument(
+        "--no-refit",
+        action="store_true",
+        help="search only (extra worker processes sharing a study); no refit, no test",
+    )
+    tune.add_argument(
+        "--heartbeat",
+        type=int,
+        default=30,
+        metavar="SECONDS",
+        help="a trial whose process is silent for twice this long is failed and retried (default 30)",
+    )
+    tune.set_defaults(func=cmd_tune)
