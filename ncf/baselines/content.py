@@ -26,15 +26,16 @@ import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
 
-from ncf.baselines.knn import ItemKNN, cosine_neighbours, interaction_matrix
+from ncf.baselines.knn import ItemKNN, cosine_neighbours, interaction_matrix, knn_memory
 from ncf.baselines.storage import load_arrays, save_baseline
 from ncf.errors import ConfigError
-from ncf.family import Family, FitInputs, Needs
+from ncf.family import Family, FitInputs, MemoryParts, Needs
 from ncf.schema import Section
 from ncf.scorer import ItemToItem
 
 if TYPE_CHECKING:
-    from ncf.config import ModelConfig
+    from ncf.config import Config, ModelConfig
+    from ncf.data.dataset import Dataset
     from ncf.data.split import Split
 
 KIND = "content"
@@ -93,6 +94,14 @@ def _fit(config: ModelConfig, split: Split, inputs: FitInputs) -> ContentKNN:
     return ContentKNN.fit_features(split, features, config.content.neighbours)
 
 
+def _memory(config: Config, dataset: Dataset) -> MemoryParts:
+    split = dataset.split
+    features = dataset.interactions.item_features
+    width = 0 if features is None else features.shape[1]
+    size = knn_memory(split.num_items, config.model.content.neighbours, split.num_train)
+    return {"model": (size + 8 * split.num_items * width, "model.content.neighbours")}
+
+
 def _reads_features(config: ModelConfig, side: str) -> bool:
     return side == "item"
 
@@ -115,6 +124,7 @@ FAMILIES = {
         needs=Needs(item_features=True),
         score_meaning="similarity (sum of the cosines of the item's features with the user's items')",
         fit=_fit,
+        memory=_memory,
         reads_features=_reads_features,
         legacy={"neighbours": "content.neighbours"},
     )

@@ -35,12 +35,13 @@ from pydantic import Field
 
 from ncf.baselines.knn import interaction_matrix
 from ncf.baselines.storage import load_arrays, save_baseline
-from ncf.family import Family, FitInputs
+from ncf.family import Family, FitInputs, MemoryParts
 from ncf.schema import Section
 from ncf.scorer import ItemToItem
 
 if TYPE_CHECKING:
-    from ncf.config import ModelConfig
+    from ncf.config import Config, ModelConfig
+    from ncf.data.dataset import Dataset
     from ncf.data.split import Split
 
 log = logging.getLogger(__name__)
@@ -164,6 +165,24 @@ class EASE:
         return cls(arrays["interactions"], arrays["weights"], params["l2"])
 
 
+def ease_memory(num_users: int, num_items: int, form: str = "auto") -> int:
+    """Bytes of a fit's dense matrices: primal the [items, items] Gram matrix, its inverse and
+    B in float64 and B in float32; dual also the [users, users] kernel and its inverse and
+    the densified X."""
+    if form == "auto":
+        form = "dual" if num_users < num_items else "primal"
+    items = 28 * num_items**2
+    if form == "primal":
+        return items
+    return items + 16 * num_users**2 + 8 * num_users * num_items
+
+
+def _memory(config: Config, dataset: Dataset) -> MemoryParts:
+    split = dataset.split
+    size = ease_memory(split.num_users, split.num_items, config.model.ease.form)
+    return {"model": (size, "data (fewer items)")}
+
+
 def _fit(config: ModelConfig, split: Split, inputs: FitInputs) -> EASE:
     settings = config.ease
     return EASE.fit(
@@ -190,5 +209,6 @@ FAMILIES = {
         score_meaning="EASE score: the sum, over the user's items, of their learned weights "
         "for this item (unbounded; only the order matters)",
         fit=_fit,
+        memory=_memory,
     )
 }

@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -33,7 +34,7 @@ from pydantic import Field
 
 from ncf.baselines.knn import interaction_matrix
 from ncf.baselines.storage import load_arrays, save_baseline
-from ncf.family import Family, FitInputs
+from ncf.family import Family, FitInputs, MemoryParts
 from ncf.rng import rng_for
 from ncf.schema import Section
 from ncf.scorer import Factors
@@ -215,6 +216,14 @@ class IALS:
         return cls(arrays["user_factors"], arrays["item_factors"], params)
 
 
+def _memory(config: Any, dataset: Any) -> MemoryParts:
+    """The user and item factors and the conjugate-gradient state of one side (float32)."""
+    split, factors = dataset.split, config.model.ials.factors
+    rows = split.num_users + split.num_items
+    size = 4 * factors * (rows + 3 * max(split.num_users, split.num_items)) + 24 * split.num_train
+    return {"model": (size, "model.ials.factors")}
+
+
 def _fit(config, split, inputs: FitInputs) -> IALS:
     ials = config.ials
     return IALS.fit(
@@ -254,5 +263,6 @@ FAMILIES = {
         "(about 1 for items like the user's, 0 for others)",
         load=lambda run: IALS.load(Path(run) / "baseline"),
         fit=_fit,
+        memory=_memory,
     )
 }

@@ -34,12 +34,13 @@ from pydantic import Field
 
 from ncf.baselines.storage import load_arrays, save_baseline
 from ncf.errors import ConfigError
-from ncf.family import Capabilities, Family, FitInputs
+from ncf.family import Capabilities, Family, FitInputs, MemoryParts
 from ncf.schema import Section
 from ncf.scorer import ItemToItem, UserToUser, top_k_mask
 
 if TYPE_CHECKING:
-    from ncf.config import ModelConfig
+    from ncf.config import Config, ModelConfig
+    from ncf.data.dataset import Dataset
     from ncf.data.split import Split
 
 _Model = TypeVar("_Model", bound="_NeighbourModel")
@@ -291,6 +292,21 @@ def _load(cls: type[_Model]):
     return lambda run: cls.load(Path(run) / "baseline")
 
 
+def knn_memory(
+    rows: int, neighbours: int, num_train: int, max_dense: int = DEFAULT_MAX_DENSE
+) -> int:
+    """Bytes of a fit: the pruned similarity and its transpose (CSR: 12 bytes an entry), X
+    and its transpose, and the densified chunk of similarities (twice: scores and ranks)."""
+    return 24 * rows * neighbours + 24 * num_train + 8 * max_dense
+
+
+def _memory(config: Config, dataset: Dataset) -> MemoryParts:
+    split = dataset.split
+    rows = split.num_items if config.model.type == "itemknn" else split.num_users
+    size = knn_memory(rows, config.model.knn.neighbours, split.num_train)
+    return {"model": (size, "model.knn.neighbours")}
+
+
 def _uses_ratings(config: ModelConfig) -> bool:
     return bool(config.knn.weighting == "rating")
 
@@ -324,6 +340,7 @@ FAMILIES = {
             similar_items=cls.kind not in NO_SIMILAR, no_similar_items=NO_SIMILAR.get(cls.kind, "")
         ),
         fit=_fit(cls),
+        memory=_memory,
         uses_ratings=_uses_ratings,
         legacy={key: f"knn.{key}" for key in ("neighbours", "shrinkage", "weighting")},
     )

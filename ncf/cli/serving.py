@@ -13,7 +13,7 @@ from ncf.cli.common import Command, print_json
 from ncf.errors import NcfError
 
 if TYPE_CHECKING:
-    from ncf.serve.http import Limits
+    from ncf.serve.limits import Limits
 
 _EXPORT_DIR_HELP = "an export base folder (newest version) or a version folder"
 
@@ -127,7 +127,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def _serve_limits(args: argparse.Namespace) -> Limits:
     """The server's limits from ``ncf serve``'s flags; a flag out of range is a user mistake."""
-    from ncf.serve.http import Limits
+    from ncf.serve.limits import Limits
 
     flags = ("workers", "max_queue", "max_rows", "max_k", "max_results", "max_body_bytes")
     for flag in (*flags, "backlog"):

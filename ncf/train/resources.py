@@ -4,9 +4,10 @@
 families the parameters x 4 bytes (float32) x (1 + optimizer slots: Adam 2, Adagrad and
 RMSprop 1, SGD 0), the tables the model holds (history: each user's latest items), the
 training examples in flight and the softmax logits of a step; baselines report their
-matrices. A neural run also holds **the TensorFlow runtime**: the library, its thread
-pools and the traced and XLA-compiled steps, about :data:`RUNTIME_BYTES` measured on this
-project's runs (docs/notes-issue-13.md).
+matrices. Every run holds **the Python runtime** with numpy, scipy and pandas
+(:data:`PROCESS_BYTES`), a neural one also **the TensorFlow runtime**: the library, its
+thread pools and the traced and XLA-compiled steps (:data:`TENSORFLOW_BYTES`); both were
+measured as the peak memory of small runs of this project, which those two parts dominate.
 
 **Data**, for every model type:
 
@@ -40,7 +41,8 @@ log = logging.getLogger(__name__)
 BYTES_PER_INTERACTION = 64
 BITSET_BUDGET = 1 << 30  # ncf.data.negatives.BITSET_BUDGET
 MAX_SCORES = 2**25  # ncf.evaluation.DEFAULT_MAX_SCORES
-RUNTIME_BYTES = 600 << 20  # TensorFlow and Keras loaded, a step traced and XLA-compiled
+PROCESS_BYTES = 180 << 20  # Python with numpy, scipy and pandas loaded (every run)
+TENSORFLOW_BYTES = 800 << 20  # TensorFlow and Keras loaded, the steps traced and XLA-compiled
 
 
 @dataclass(frozen=True)
@@ -74,8 +76,9 @@ def estimate(config: Config, dataset: Dataset) -> Estimate:
     }
     kind = family(config.model.type)
     parts.update(kind.memory(config, dataset))
+    parts["python runtime"] = (PROCESS_BYTES, "")
     if kind.neural:
-        parts["tensorflow runtime"] = (RUNTIME_BYTES, "")
+        parts["tensorflow runtime"] = (TENSORFLOW_BYTES, "")
     return Estimate(parts)
 
 
