@@ -217,9 +217,9 @@ def test_the_no_time_order_note_comes_once_per_data_set_not_per_tuning_trial(cap
     )
     with caplog.at_level("WARNING", logger="ncf"):
         for _ in range(3):  # three trials of one study
-            run._note_unordered_history(config, data)
+            run.note_data(config, data)
     assert caplog.text.count("the data has no timestamps") == 1
-    run._NOTED_UNORDERED.discard("once.csv (csv)")
+    run.NOTED.discard(("history", "once.csv (csv)"))
 
 
 def test_ncf_train_history_then_recommend_from_the_export(tmp_path):

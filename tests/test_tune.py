@@ -19,6 +19,7 @@ from conftest import QUICKSTART, REPO, TINY, set_args
 from ncf import registry
 from ncf.errors import ConfigError, NcfError
 from ncf.tune import tune
+from ncf.tune.space import load_space
 
 EASE_SPACE = """
 trials: 4
@@ -282,3 +283,17 @@ def test_the_config_tuned_from_is_the_starting_point(tmp_path):
     assert space.starting_point(outside) is None
     too_fast = load_config(REPO / "configs" / "ml-100k" / "neumf.yaml", ["train.learning_rate=0.5"])
     assert space.starting_point(too_fast) is None
+
+
+def test_show_space_prints_the_family_default_as_a_usable_file(tmp_path):
+    from ncf.tune.study import default_space
+
+    done = subprocess.run(
+        [sys.executable, "-m", "ncf.cli", "tune", str(QUICKSTART), "--set", "model.type=ials",
+         "--show-space"], capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("# The default search space of ncf tune for model.type ials")
+    path = tmp_path / "space.yaml"
+    path.write_text(done.stdout)
+    assert load_space(path) == default_space("ials")

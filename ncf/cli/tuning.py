@@ -13,6 +13,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from ncf.report.text import format_run_result
     from ncf.tune import tune
 
+    if args.show_space:
+        return _show_space(args)
     if args.trials is not None and args.trials <= 0:
         raise NcfError(f"--trials {args.trials}: expected a positive number of trials")
     if args.timeout is not None and args.timeout <= 0:
@@ -36,6 +38,24 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _show_space(args: argparse.Namespace) -> int:
+    """Print the default search space of the config's model type as a search-space file."""
+    import yaml
+
+    from ncf.config import load_config
+    from ncf.tune.study import default_space
+
+    kind = load_config(args.config, args.overrides).model.type
+    space = default_space(kind)
+    raw = space.model_dump(mode="json", exclude={"params"})
+    raw["params"] = {
+        k: p.model_dump(mode="json", exclude_defaults=True) for k, p in space.params.items()
+    }
+    print(f"# The default search space of ncf tune for model.type {kind} (ncf tune --space FILE)")
+    print(yaml.safe_dump(raw, sort_keys=False, default_flow_style=None, width=100), end="")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     tune = sub.add_parser(
         "tune",
@@ -56,7 +76,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "the refit follows (default: the search space's timeout_minutes)",
     )
     tune.add_argument(
-        "--space", help="search-space YAML (default: configs/search/<model.type>.yaml)"
+        "--space",
+        help="search-space YAML (default: the model family's own; --show-space prints it)",
+    )
+    tune.add_argument(
+        "--show-space",
+        action="store_true",
+        help="print the default search space of the config's model.type as a search-space "
+        "file, to copy and edit, and exit",
     )
     tune.add_argument(
         "--study-dir",

@@ -104,7 +104,7 @@ def train(
     dataset = load_dataset(config)
     check_cases(dataset.split, config.data.split, dataset.interactions.description)
     check_memory(config, dataset)
-    _note_data(config, dataset)
+    note_data(config, dataset)
     if not cluster.is_chief:
         assert path is not None
         return _run_worker(config, dataset, path, monitor, Replication(cluster, strategy, path))
@@ -118,19 +118,19 @@ def train(
         )
 
 
-_NOTED: set[tuple[str, str]] = set()  # (family, data) already noted in this process
+NOTED: set[tuple[str, str]] = set()  # (family, data) already noted in this process
 
 
-def _note_data(config: Config, dataset: Dataset) -> None:
+def note_data(config: Config, dataset: Dataset) -> None:
     """The family's note on data that lacks what it is built for (once per family, data set
     and process, not once per tuning trial)."""
     kind = family(config.model.type)
     key = (kind.name, dataset.interactions.description)
-    if key in _NOTED:
+    if key in NOTED:
         return
     note = kind.note(config, dataset)
     if note:
-        _NOTED.add(key)
+        NOTED.add(key)
         log.warning(note)
 
 
