@@ -1,4 +1,5 @@
-"""Shared fixtures and settings: quiet TensorFlow, the real-data folder, the tiny config.
+"""Shared fixtures and settings: quiet TensorFlow, the real-data folder, the tiny config, and
+things built once per test session however many pytest-xdist workers ask for them.
 
 Test modules import the plain names (``from conftest import TINY, tiny_config``); the
 ``tests`` folder is on ``sys.path`` under pytest.
@@ -6,7 +7,9 @@ Test modules import the plain names (``from conftest import TINY, tiny_config``)
 
 from __future__ import annotations
 
+import fcntl
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -67,3 +70,28 @@ def data_dir() -> Path:
 @pytest.fixture(scope="session")
 def ml100k_dir(data_dir: Path) -> Path:
     return data_dir / "ml-100k"
+
+
+@pytest.fixture(scope="session")
+def shared_dir(tmp_path_factory) -> Path:
+    """A folder that every pytest-xdist worker of this session sees (their temporary folders'
+    common parent); without xdist, this session's temporary folder."""
+    base = tmp_path_factory.getbasetemp()
+    path = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "shared"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+def build_once(shared: Path, name: str, build: Callable[[Path], Path]) -> Path:
+    """What ``build(shared / name)`` returns, built by the first process that asks (under a
+    file lock) and read back by every other: modules that need the same run or export (each
+    module's fixtures may run on another worker) pay for it once. ``build`` returns a path
+    inside the folder it is given; the result must not be changed by its users."""
+    done = shared / f"{name}.path"
+    with open(shared / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not done.exists():
+            built = build(shared / name)
+            done.with_suffix(".tmp").write_text(str(built))
+            done.with_suffix(".tmp").replace(done)
+        return Path(done.read_text())

@@ -232,7 +232,15 @@ def test_compare_writes_table_csv_and_chart(two_runs, tmp_path, capsys):
     assert "popularity" in table and "itemknn" in table and "sampled HR@10" in table
     rows = list(csv.DictReader((out / "comparison.csv").open()))
     assert [r["model"] for r in rows] == ["popularity", "itemknn"]
-    assert float(rows[1]["full NDCG@10"]) >= 0
+    for row, name in zip(rows, ("pop", "knn"), strict=True):
+        saved = json.loads((two_runs[name] / "metrics.json").read_text())["test"]
+        for protocol in ("sampled", "full"):
+            for metric in ("HR@10", "NDCG@10", "MRR"):
+                value = saved[protocol][metric]
+                assert float(row[f"{protocol} {metric}"]) == value, (name, protocol, metric)
+                assert f"| {value:.4f} |" in table
+    # one held-out item per case: 0 < NDCG@10 <= HR@10 once any case is ranked in the top 10
+    assert 0 < float(rows[1]["full NDCG@10"]) <= float(rows[1]["full HR@10"])
     assert (out / "comparison.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from test_export import tiny_run
+from test_export import shared_tiny_run
 
 from ncf.baselines.knn import ItemKNN
 from ncf.cli import main
@@ -27,9 +27,9 @@ from ncf.train.rundir import RunDir
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> dict[str, RunDir]:
-    tmp = tmp_path_factory.mktemp("derive")
-    return {kind: tiny_run(tmp, kind) for kind in ("mf", "itemknn")}
+def runs(shared_dir) -> dict[str, RunDir]:
+    """Runs of tests/test_export.py (trained once per session): only read here."""
+    return {kind: shared_tiny_run(shared_dir, kind) for kind in ("mf", "itemknn")}
 
 
 def ncf(*args: str) -> subprocess.CompletedProcess:

@@ -16,8 +16,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import IO, cast
 
 import numpy as np
 import pytest
@@ -249,20 +251,29 @@ def test_killed_worker_is_restarted_and_the_job_completes(one_process, tmp_path)
         stderr=subprocess.STDOUT,
         text=True,
     )
-    assert proc.stdout is not None
+    output_lines = cast(IO[str], proc.stdout)  # stdout=PIPE: always a pipe
     lines, victim = [], None
     deadline = time.monotonic() + 120
-    for line in proc.stdout:
-        lines.append(line)
-        if "[launch] worker 1 pid" in line and victim is None:
-            victim = int(line.split()[-1])
-        if line.startswith("[worker 0] epoch   1 ") and victim:
-            while not (run / "checkpoints" / "state.json").exists():
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
-            os.kill(victim, signal.SIGKILL)  # mid-epoch 2
-            victim = 0
-        assert time.monotonic() < deadline, "".join(lines)
+    watchdog = threading.Timer(130, proc.kill)  # a launch that hangs silently ends the loop too
+    watchdog.start()
+    try:
+        for line in output_lines:
+            lines.append(line)
+            if "[launch] worker 1 pid" in line and victim is None:
+                victim = int(line.split()[-1])
+            if line.startswith("[worker 0] epoch   1 ") and victim:
+                while not (run / "checkpoints" / "state.json").exists():
+                    assert time.monotonic() < deadline
+                    time.sleep(0.05)
+                os.kill(victim, signal.SIGKILL)  # mid-epoch 2
+                victim = 0
+            assert time.monotonic() < deadline, "".join(lines)
+    except BaseException:
+        proc.kill()
+        raise
+    finally:
+        watchdog.cancel()
+    assert victim == 0, "worker 1 was never killed:\n" + "".join(lines)
     assert proc.wait(60) == 0, "".join(lines)
     output = "".join(lines)
     assert "worker 1 exited with status -9; restarting all 2 workers" in output

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import tiny_config
+from conftest import build_once, tiny_config
 from tf1_loader import run_signatures
 
 from ncf.cli import main
@@ -42,11 +42,17 @@ def tiny_run(tmp: Path, kind: str, *extra: str) -> RunDir:
     return RunDir(train(config, verbose=0).run_dir)
 
 
-class Exported:
-    """A finished run, its export and the loaded SavedModel."""
+def shared_tiny_run(shared: Path, kind: str) -> RunDir:
+    """``tiny_run(kind)`` trained once per test session: tests/test_fold_in.py and
+    tests/test_derive.py read the same runs. Nothing may write into them."""
+    return RunDir(build_once(shared, f"run-{kind}", lambda tmp: tiny_run(tmp, kind).path))
 
-    def __init__(self, run: RunDir, base: Path, overrides: list[str] | None = None) -> None:
-        self.run, self.path = run, export_run(run.path, base, overrides=overrides)
+
+class Exported:
+    """A finished run, an export of it and the loaded SavedModel."""
+
+    def __init__(self, run: RunDir, path: Path) -> None:
+        self.run, self.path = run, path
         self.module = tf.saved_model.load(str(self.path))
         self.users, self.items = run.users().ids.astype(str), run.items().ids.astype(str)
         split = run.split()
@@ -58,6 +64,20 @@ class Exported:
             strict=True,
         ):
             self.seen[u].add(int(i))
+
+    @classmethod
+    def of(cls, run: RunDir, base: Path, overrides: list[str] | None = None) -> Exported:
+        """``run`` exported as a new version under ``base`` (``export.*`` ``overrides``)."""
+        return cls(run, export_run(run.path, base, overrides=overrides))
+
+    @classmethod
+    def shared(cls, shared: Path, kind: str) -> Exported:
+        """The default export of ``shared_tiny_run(kind)``, exported once per test session
+        (tests/test_fold_in.py reads the same exports)."""
+        run = shared_tiny_run(shared, kind)
+        return cls(
+            run, build_once(shared, f"export-{kind}", lambda base: export_run(run.path, base))
+        )
 
     def call(self, name: str, **inputs):
         tensors = {
@@ -74,19 +94,18 @@ class Exported:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> dict[str, RunDir]:
-    tmp = tmp_path_factory.mktemp("export-runs")
-    return {kind: tiny_run(tmp, kind) for kind in KINDS}
+def runs(shared_dir) -> dict[str, RunDir]:
+    return {kind: shared_tiny_run(shared_dir, kind) for kind in KINDS}
 
 
 @pytest.fixture(scope="module")
-def exports(runs, tmp_path_factory) -> dict[str, Exported]:
+def exports(runs, shared_dir, tmp_path_factory) -> dict[str, Exported]:
     base = tmp_path_factory.mktemp("exports")
-    found = {kind: Exported(run, base / kind) for kind, run in runs.items()}
-    found["popularity-seen"] = Exported(
+    found = {kind: Exported.shared(shared_dir, kind) for kind in runs}
+    found["popularity-seen"] = Exported.of(
         runs["popularity"], base / "popularity-seen", ["export.exclude_seen=false"]
     )
-    found["neumf-private"] = Exported(
+    found["neumf-private"] = Exported.of(
         runs["neumf"], base / "neumf-private", ["export.include_seen=false"]
     )
     return found

@@ -229,12 +229,29 @@ def test_a_seal_holds_for_numpy_values_as_the_file_reads_them_back(tmp_path):
         verify_run(tmp_path, json.loads((tmp_path / "metrics.json").read_text()))
 
 
-@pytest.mark.parametrize("damaged", FINISHED_CORRUPTIONS)
-def test_a_damaged_finished_run_is_refused_naming_the_file(reference, tmp_path, damaged):
+def test_an_intact_copy_of_the_finished_run_is_read(reference, tmp_path, capsys):
+    """What every damaged copy below starts from: a copy of the reference run is evaluated
+    (to its own figures), compared and exported, so each refusal is the damage's doing.
+    In this process: a fresh ncf process per command costs seconds of TensorFlow import
+    each, and fresh processes evaluating every model type are tests/test_cli_commands.py."""
     run = tmp_path / "run"
     shutil.copytree(reference.run_dir, run)
-    for command in (["evaluate", str(run)], ["compare", str(run), "--out", str(tmp_path / "r")]):
-        assert subprocess.run(_ncf(*command), env=ENV, capture_output=True).returncode == 0
+    assert main(["evaluate", str(run), "--json"]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    for protocol, values in reference.metrics["test"].items():
+        for name in ("HR@10", "NDCG@10"):
+            assert evaluated[protocol][name] == pytest.approx(values[name], abs=1e-6)
+    assert main(["compare", str(run), "--out", str(tmp_path / "r")]) == 0
+    assert (tmp_path / "r" / "comparison.csv").is_file()
+    assert main(["export", str(run), "--out", str(tmp_path / "x")]) == 0
+    assert (tmp_path / "x" / "1" / "saved_model.pb").is_file()
+
+
+@pytest.mark.parametrize("damaged", FINISHED_CORRUPTIONS)
+def test_a_damaged_finished_run_is_refused_naming_the_file(reference, tmp_path, damaged):
+    """Each refusal in a fresh ncf process (cheap: it stops before TensorFlow is imported)."""
+    run = tmp_path / "run"
+    shutil.copytree(reference.run_dir, run)
     FINISHED_CORRUPTIONS[damaged](run)
     for command in (["evaluate", str(run)], ["export", str(run), "--out", str(tmp_path / "x")]):
         done = subprocess.run(_ncf(*command), env=ENV, capture_output=True, text=True)

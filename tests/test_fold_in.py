@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from servers import Server
-from test_export import Exported, tiny_run
+from test_export import Exported
 from tf1_loader import run_signatures
 
 from ncf.cli import main
@@ -31,9 +31,9 @@ EXPLAINED = ("itemknn", "ease", "ials", "mf", "neumf", "history")
 
 
 @pytest.fixture(scope="module")
-def exports(tmp_path_factory) -> dict[str, Exported]:
-    tmp = tmp_path_factory.mktemp("history")
-    return {kind: Exported(tiny_run(tmp, kind), tmp / f"export-{kind}") for kind in KINDS}
+def exports(shared_dir) -> dict[str, Exported]:
+    """The runs and exports of tests/test_export.py (built once per session)."""
+    return {kind: Exported.shared(shared_dir, kind) for kind in KINDS}
 
 
 def histories(ex: Exported, n: int = 4, seed: int = 0) -> list[list[str]]:
@@ -260,7 +260,7 @@ def test_factor_and_neural_explanations_are_embedding_cosines_of_seen_items(kind
 def test_no_explain_without_the_users_items(exports, tmp_path):
     assert "explain" not in exports["userknn"].module.signatures
     assert "explain" not in exports["popularity"].module.signatures
-    private = Exported(exports["ials"].run, tmp_path / "private", ["export.include_seen=false"])
+    private = Exported.of(exports["ials"].run, tmp_path / "private", ["export.include_seen=false"])
     assert "explain" not in private.module.signatures
     assert "recommend_from_history" in private.module.signatures
 

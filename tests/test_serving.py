@@ -739,28 +739,56 @@ def test_property_any_request_gets_json_and_no_5xx(server, method, path, body):
 # -- graceful shutdown --------------------------------------------------------------------------
 
 
+SLOW_CLIENT_S = 0.5
+
+
 def test_sigterm_finishes_requests_in_flight_then_exits(export, users, tmp_path):
-    """A request whose headers arrived before SIGTERM is answered; then the process exits 0."""
+    """A request whose headers arrived before SIGTERM is answered; the listener closes at
+    SIGTERM (new connections are refused); then the process exits 0.
+
+    The client asks for ``100 Continue``, which the server sends when the app first waits
+    for the body: the event that the request is in flight. The rest of the body is held
+    back ``SLOW_CLIENT_S`` after the listener closed (a slow client, the stimulus: a server
+    that gave in-flight requests a short fixed grace, as uvicorn's 0.1 s settle before it
+    waits for connections, would cut this one off)."""
     srv = Server(export.path.parent, tmp_path / "serve.log", "--quiet")
     body = json.dumps({"signature_name": "recommend", "inputs": {"user_id": users, "k": [5]}})
-    head = f"POST {srv.base}:predict HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n"
+    head = (
+        f"POST {srv.base}:predict HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
+        "Expect: 100-continue\r\n\r\n"
+    )
     with socket.create_connection(("127.0.0.1", srv.port), timeout=60) as sock:
         sock.sendall(head.encode() + body[:10].encode())
-        time.sleep(0.5)  # the server has the headers and waits for the rest of the body
+        assert _read_until(sock, b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
         srv.proc.send_signal(signal.SIGTERM)
-        time.sleep(0.5)
-        assert server_ready(srv) is None  # no longer accepting new connections
+        deadline = time.monotonic() + 30
+        while (status := server_ready(srv)) is not None:  # until new connections are refused
+            assert status in (200, 503), status  # 503 once the server is draining
+            assert time.monotonic() < deadline, "still accepting connections 30 s after SIGTERM"
+            time.sleep(0.02)
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", srv.port), timeout=10).close()
+        time.sleep(SLOW_CLIENT_S)
         sock.sendall(body[10:].encode())
-        data = b""
-        while b"}" not in data[-3:]:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    status, _, answer = parse_response(data)
+        data = _read_until(sock, None)  # the server closes the connection after its answer
+    assert data, "the server closed the connection of the request in flight without an answer"
+    status, headers, answer = parse_response(data)
     assert status == 200 and len(answer["outputs"]["item_ids"]) == len(users)
+    assert int(headers["content-length"]) == len(data.partition(b"\r\n\r\n")[2])
     assert srv.stop() == 0
     assert "stopped: every request in flight was answered" in (tmp_path / "serve.log").read_text()
+
+
+def _read_until(sock: socket.socket, end: bytes | None) -> bytes:
+    """Bytes read from ``sock`` up to and including ``end`` (None: until the peer closes)."""
+    data = b""
+    while end is None or end not in data:
+        chunk = sock.recv(1 if end is not None else 65536)  # nothing past ``end`` is taken
+        if not chunk:
+            assert end is None, f"connection closed before {end!r}: {data!r}"
+            break
+        data += chunk
+    return data
 
 
 def server_ready(srv: Server) -> int | None:

@@ -346,7 +346,12 @@ def test_ncf_files_missing(tmp_path: Path) -> None:
 def test_read_raw_synthetic() -> None:
     raw = _read(source="synthetic")
     _check_frame(raw.frame)
-    assert len(raw.frame) > 90_000 and raw.item_info is not None
+    assert len(raw.frame) > 90_000
+    items = raw.item_info
+    assert items is not None and set(raw.frame["item"]) <= set(items.index)
+    assert items["title"].str.fullmatch(r"Item \d+").all()
+    genres = items.filter(like="genre:").sum(axis=1)  # the taste genre, a second for some
+    assert genres.between(1, 2).all() and 0.1 < (genres == 2).mean() < 0.5
 
 
 @pytest.mark.parametrize("fields", [4, 3, 2])
@@ -370,4 +375,6 @@ def test_ncf_files_plain_and_prefixed_together_need_a_name(tmp_path: Path) -> No
     (tmp_path / "train.rating").write_text("0\t1\t5\t100\n")
     with pytest.raises(DataError, match=r"set data.name.*found: train\.rating, toy\.train\.rating"):
         _read(source="ncf", path=str(tmp_path))
-    assert _read(source="ncf", path=str(tmp_path), name="toy").fixed_split is not None
+    toy = _read(source="ncf", path=str(tmp_path), name="toy")
+    assert toy.description == f"NCF files {tmp_path}/toy.{{train,test}}.rating"
+    assert len(toy.frame) == 5 and len(toy.fixed_split.test) == 2  # not train.rating's one row

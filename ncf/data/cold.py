@@ -12,6 +12,9 @@ are warm items; **full** ranking ranks the cold item among every item not in the
 training (warm and cold). Training never draws a cold item as a negative (``Split.
 cold_items``, read by the input pipeline).
 
+:func:`cold_items_cut` chooses the rows and candidates; :func:`ncf.data.split.make_split`
+makes the :class:`~ncf.data.split.Split` of them (this module does not import that one).
+
 Without side features a collaborative model has nothing to score a cold item by (its
 embedding row or column was never trained); with item features (``model.item_features``)
 or the content model it has: that difference is what this split measures.
@@ -19,25 +22,38 @@ or the content model it has: that difference is what this split measures.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import numpy as np
 
 from ncf.config import SplitConfig
+from ncf.data.holdout import held_out_rows
 from ncf.data.interactions import Interactions
 from ncf.data.negatives import PositiveSet
 from ncf.errors import DataError
 from ncf.rng import rng_for
 
-if TYPE_CHECKING:
-    from ncf.data.split import Split
+
+@dataclass(frozen=True)
+class ColdItemsCut:
+    """The cold-item split of a data set's rows: boolean masks over its rows, the sampled
+    candidates of each validation and test case, the split's counts and the cold items."""
+
+    train: np.ndarray  # [n_rows] bool
+    val: np.ndarray  # [n_rows] bool
+    test: np.ndarray  # [n_rows] bool
+    val_candidates: np.ndarray  # [n_val, N] int32
+    test_candidates: np.ndarray  # [n_test, N'] int32
+    stats: dict[str, int]
+    cold_items: np.ndarray  # sorted int32 item indices
 
 
-def cold_items_split(
+def cold_items_cut(
     data: Interactions, config: SplitConfig, seed: int, num_candidates: int
-) -> Split:
-    from ncf.data.split import _held_out, split_from_masks
-
+) -> ColdItemsCut:
+    """Hold ``config.cold_fraction`` of ``data``'s items out of training (drawn from
+    ``seed``) and choose the test, validation and train rows and the candidates as the
+    module docstring says; a fraction leaving no item on one side is a :class:`DataError`."""
     user, item = data.user, data.item
     present = np.unique(item)
     count = int(round(config.cold_fraction * len(present)))
@@ -59,7 +75,8 @@ def cold_items_split(
     if config.validation:
         loo = config.model_copy(update={"method": "leave_one_out"})
         ts = None if data.timestamp is None else data.timestamp[warm]
-        rows = _held_out(user[warm], ts, loo, data.num_users, rng_for(seed, "split"), stats, "val")
+        split_rng = rng_for(seed, "split")
+        rows = held_out_rows(user[warm], ts, loo, data.num_users, split_rng, stats, "val")
         val_mask[np.flatnonzero(warm)[rows]] = True
     train = warm & ~val_mask
     everything = PositiveSet(user, item, data.num_users, data.num_items)
@@ -68,10 +85,9 @@ def cold_items_split(
         everything, user[val_mask], np.flatnonzero(~is_cold), num_candidates, rng
     )
     test_candidates = _candidates(everything, user[test_mask], cold, num_candidates, rng)
-    return split_from_masks(
-        data, train, val_mask, test_mask, val_candidates, test_candidates, stats,
-        cold.astype(np.int32),
-    )  # fmt: skip
+    return ColdItemsCut(
+        train, val_mask, test_mask, val_candidates, test_candidates, stats, cold.astype(np.int32)
+    )
 
 
 def _candidates(

@@ -13,6 +13,9 @@ Methods (``data.split.method``):
   of users or items absent from train are dropped and counted (they cannot be ranked).
 - ``cold_items``: a share of the items held out of training entirely (:mod:`ncf.data.cold`).
 
+Which rows each method holds out is :func:`ncf.data.holdout.held_out_rows`; this module
+turns the chosen rows into a :class:`Split` and draws the candidates.
+
 Validation is carved from train by the same method, so early stopping and tuning never
 see the test split. Sampled-protocol candidates are drawn once from the seed: for every
 test (and validation) case, N distinct items the user never interacted with in any split.
@@ -28,6 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from ncf.config import SplitConfig
+from ncf.data.cold import cold_items_cut
+from ncf.data.holdout import held_out_rows
 from ncf.data.interactions import FixedSplit, Interactions
 from ncf.data.negatives import PositiveSet, sample_candidates
 from ncf.data.pairs import pair_keys
@@ -147,9 +152,11 @@ def make_split(
 ) -> Split:
     """Split ``data`` into train / val / test and draw the sampled-protocol candidates."""
     if config.method == "cold_items":
-        from ncf.data.cold import cold_items_split
-
-        return cold_items_split(data, config, seed, num_candidates)
+        cut = cold_items_cut(data, config, seed, num_candidates)
+        return split_from_masks(
+            data, cut.train, cut.val, cut.test, cut.val_candidates, cut.test_candidates,
+            cut.stats, cut.cold_items,
+        )  # fmt: skip
     user, item, ts = data.user, data.item, data.timestamp
     stats: dict[str, int] = {}
     rng = rng_for(seed, "split")
@@ -157,11 +164,11 @@ def make_split(
         test_mask, test_candidates = _fixed_test(data, fixed)
         stats["test_cases_from_files"] = int(test_mask.sum())
     else:
-        test_mask = _held_out(user, ts, config, data.num_users, rng, stats, "test")
+        test_mask = held_out_rows(user, ts, config, data.num_users, rng, stats, "test")
         test_candidates = None
     train = ~test_mask
     if config.validation:
-        val_rows = _held_out(
+        val_rows = held_out_rows(
             user[train],
             None if ts is None else ts[train],
             config,
@@ -242,54 +249,6 @@ def check_cases(split: Split, config: SplitConfig, description: str) -> None:
             f"{description}: the split has no {part} cases (data.split.method "
             f"{config.method}: {why}); {advice}"
         )
-
-
-def _held_out(
-    user: np.ndarray,
-    ts: np.ndarray | None,
-    config: SplitConfig,
-    num_users: int,
-    rng: np.random.Generator,
-    stats: dict[str, int],
-    part: str,
-) -> np.ndarray:
-    """Boolean mask of the rows held out for ``part``; rows are sorted by (user, time)."""
-    counts = np.bincount(user, minlength=num_users)
-    starts = np.cumsum(counts) - counts
-    position = np.arange(len(user)) - starts[user]  # rank of each row in its user's history
-    if ts is None and config.method != "temporal":
-        # No time order: a random order within each user, drawn from the seed.
-        position = _random_positions(user, counts, starts, rng)
-    if config.method == "leave_one_out":
-        mask = (position == counts[user] - 1) & (counts[user] >= 2)
-        stats[f"users_without_{part}"] = int(((counts > 0) & (counts < 2)).sum())
-        return mask
-    if config.method == "ratio":
-        fraction = config.test_fraction if part == "test" else config.val_fraction
-        n_out = np.clip(np.rint(counts * fraction), 1, np.maximum(counts - 1, 1)).astype(np.int64)
-        mask = (position >= counts[user] - n_out[user]) & (counts[user] >= 2)
-        stats[f"users_without_{part}"] = int(((counts > 0) & (counts < 2)).sum())
-        return mask
-    if ts is None:
-        raise DataError(
-            "data.split.method temporal needs timestamps, and this data has none; use leave_one_out or ratio"
-        )
-    fraction = config.test_fraction if part == "test" else config.val_fraction
-    order = np.lexsort([np.arange(len(ts)), ts])
-    n_train = int(np.ceil(len(ts) * (1 - fraction)))
-    mask = np.zeros(len(ts), dtype=bool)
-    mask[order[n_train:]] = True
-    return mask
-
-
-def _random_positions(
-    user: np.ndarray, counts: np.ndarray, starts: np.ndarray, rng: np.random.Generator
-) -> np.ndarray:
-    keys = rng.random(len(user))
-    order = np.lexsort([keys, user])  # rows of each user in random order
-    position = np.empty(len(user), dtype=np.int64)
-    position[order] = np.arange(len(user)) - starts[user[order]]
-    return position
 
 
 def _drop_unrankable(user, item, train, held, stats, part) -> np.ndarray:
