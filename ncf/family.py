@@ -121,6 +121,9 @@ class Family:
             search-space file, :mod:`ncf.tune.space`).
         needs, can: what it needs from the data and can do (:class:`Needs`,
             :class:`Capabilities`).
+        order_free: settings (config key -> value) that make a family with
+            ``needs.time_order`` read the data without its order; a search across families
+            fixes them on data without timestamps, and leaves a family without them out.
         score_meaning: what its scores are, in words (``ncf recommend``, ``model.json``);
             "" lets the export describe its serving form.
         check: ``model config -> None``, raises ``ValueError`` where settings outside its
@@ -153,6 +156,7 @@ class Family:
     losses: tuple[str, ...] = ()
     search_space: Mapping[str, Any] = field(default_factory=dict)
     needs: Needs = field(default_factory=Needs)
+    order_free: Mapping[str, Any] = field(default_factory=dict)
     can: Capabilities = field(default_factory=Capabilities)
     score_meaning: str = ""
     check: Callable[[Any], None] = _no_check

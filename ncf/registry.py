@@ -38,13 +38,22 @@ MODULES = {
 }
 
 
+# model.type auto: the family is chosen by ncf tune among several (ncf.tune.joint).
+AUTO = "auto"
+
+
 def names() -> tuple[str, ...]:
     """Every model type, in the order of :data:`MODULES`."""
     return tuple(MODULES)
 
 
 def family(model_type: str) -> Family:
-    """The family of ``model_type``; an unknown type is a :class:`ConfigError`."""
+    """The family of ``model_type``; an unknown type (or ``auto``) is a :class:`ConfigError`."""
+    if model_type == AUTO:
+        raise ConfigError(
+            "model.type auto: ncf tune chooses the family (ncf tune CONFIG, optionally with "
+            "--models); to train one, set model.type to one of " + ", ".join(MODULES)
+        )
     if model_type not in MODULES:
         raise ConfigError(f"model.type {model_type!r}: use one of {', '.join(MODULES)}")
     return _load(model_type)

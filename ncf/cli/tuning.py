@@ -29,6 +29,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         refit=not args.no_refit,
         heartbeat=args.heartbeat,
         verbose=1 if sys.stdout.isatty() else 0,
+        models=_models(args.models),
     )
     print(f"leaderboard ({result.study_dir / 'leaderboard.md'}):")
     print(result.leaderboard, end="")
@@ -36,6 +37,17 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if result.refit is not None:
         print(format_run_result(result.refit.metrics, result.refit.run_dir))
     return 0
+
+
+def _models(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise NcfError(
+            f"--models {text!r}: name families separated by commas, e.g. --models ease,history"
+        )
+    return names
 
 
 def _show_space(args: argparse.Namespace) -> int:
@@ -84,6 +96,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="print the default search space of the config's model.type as a search-space "
         "file, to copy and edit, and exit",
+    )
+    tune.add_argument(
+        "--models",
+        metavar="A,B,...",
+        help="search across these model families in one budget (each with its own default "
+        "space), then refit the best on validation; model.type auto without --models: "
+        "history, ease, ials, itemknn",
     )
     tune.add_argument(
         "--study-dir",

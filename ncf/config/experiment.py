@@ -105,8 +105,8 @@ class Config(Section):
     def _check(self) -> Config:
         if self.data.source == "synthetic":
             self.check_catalogue(self.data.synthetic.items)
-        kind = registry.family(self.model.type)
-        if kind.neural and self.train.loss not in kind.losses:
+        kind = None if self.model.type == registry.AUTO else registry.family(self.model.type)
+        if kind is not None and kind.neural and self.train.loss not in kind.losses:
             raise ValueError(
                 f"train.loss {self.train.loss} does not fit model.type {self.model.type}, "
                 f"which trains with train.loss {' or '.join(kind.losses)}"

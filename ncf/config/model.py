@@ -71,6 +71,8 @@ class ModelBase(Section):
     def _check(self) -> ModelBase:
         if any(size <= 0 for size in self.mlp_layers + self.tower_layers):
             raise ValueError("layer sizes must be positive")
+        if self.type == registry.AUTO:
+            return self
         own = registry.family(self.type)
         for other in registry.families():
             section = other.section
@@ -112,9 +114,12 @@ def move_legacy_keys(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def _build() -> type[ModelBase]:
-    kinds = registry.names()
+    kinds = (*registry.names(), registry.AUTO)
     choices = Literal[kinds]  # type: ignore[valid-type]
-    summary = "the model family (the families table above lists them)"
+    summary = (
+        "the model family (the families table above lists them); auto: ncf tune chooses "
+        "among several on validation"
+    )
     fields: dict[str, Any] = {"type": (choices, Field(DEFAULT_TYPE, description=summary))}
     for section, settings in registry.sections().items():
         owners = ", ".join(k.name for k in registry.families() if k.section == section)

@@ -153,6 +153,7 @@ FAMILIES = {
         losses=("softmax", "sampled_softmax"),
         search_space=SEARCH_SPACE,
         needs=Needs(time_order=True),
+        order_free={"model.history.causal": False},
         can=Capabilities(warm_start=False, from_history="native"),
         score_meaning="log-softmax score up to a constant (the user's history vector against "
         "the item's output embedding, plus item bias; only the order matters per user)",

@@ -14,7 +14,8 @@ depend on ``(seed, e)`` alone, so a resumed phase continues exactly where a kill
 stopped. Every batch has the same size, so the train step is compiled for one shape.
 
 Early stopping is decided in one place, the :class:`~ncf.train.callbacks.EarlyStopping`
-callback, through Keras' ``model.stop_training``; the decision is saved in ``state.json`` so
+callback, through Keras' ``model.stop_training`` (an extra callback may end a phase the same
+way, naming why in ``model.stop_reason``: ``ncf tune``'s time budget); the decision is saved in ``state.json`` so
 a run killed after it does not train further when resumed. Each epoch is its own ``fit()``
 call over that epoch's dataset: with ``steps_per_execution`` > 1 Keras would otherwise run
 whole executions across epoch boundaries of a shared iterator. Under a ``tf.distribute``
@@ -149,6 +150,8 @@ def run_phase(
         if state.diverged_epoch is not None:
             board.close()
             raise divergence_error(state, phase.folder)
+        if model.stop_training and not state.stopped:  # an extra callback ended the phase
+            state.stopped = getattr(model, "stop_reason", None) or "stopped by a callback"
     board.close()
     if phase.validate and not state.stopped and state.epoch >= phase.epochs:
         state.stopped = "epoch cap"

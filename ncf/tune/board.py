@@ -22,7 +22,10 @@ from typing import Any
 import optuna
 
 from ncf.io import atomic_write_text
+from ncf.tune.joint import FAMILY_KEY, JointSpace
 from ncf.tune.space import SearchSpace
+
+Space = SearchSpace | JointSpace
 
 METRICS = ("sampled/NDCG@10", "sampled/HR@10", "full/NDCG@10", "full/HR@10")
 _ORDER = {"COMPLETE": 0, "PRUNED": 1, "FAIL": 2, "RUNNING": 3, "WAITING": 4}
@@ -33,7 +36,7 @@ def hparam_value(value: Any) -> bool | int | float | str:
     return value if isinstance(value, bool | int | float | str) else json.dumps(value)
 
 
-def write_experiment(log_dir: Path, space: SearchSpace, monitor: str) -> None:
+def write_experiment(log_dir: Path, space: Space, monitor: str) -> None:
     """The experiment summary (domains and metrics), once per study folder."""
     if log_dir.is_dir() and any(log_dir.glob("events.out.tfevents.*")):
         return
@@ -49,6 +52,8 @@ def write_experiment(log_dir: Path, space: SearchSpace, monitor: str) -> None:
         else:
             domain = hp.RealInterval(float(param.low), float(param.high))  # type: ignore[arg-type]
         hparams.append(hp.HParam(name, domain))
+    if isinstance(space, JointSpace):  # a search across families: which one, first
+        hparams.insert(0, hp.HParam(FAMILY_KEY, hp.Discrete(list(space.spaces))))
     tags = dict.fromkeys([monitor, *(f"val/{m}" for m in METRICS)])
     metrics = [hp.Metric(tag, display_name=tag) for tag in tags]
     metrics.append(hp.Metric("trial/seconds", display_name="seconds"))
@@ -58,12 +63,12 @@ def write_experiment(log_dir: Path, space: SearchSpace, monitor: str) -> None:
     writer.close()
 
 
-def write_trial(log_dir: Path, space: SearchSpace, trial: optuna.trial.FrozenTrial) -> None:
+def write_trial(log_dir: Path, space: Space, trial: optuna.trial.FrozenTrial) -> None:
     """One HParams run for a finished trial: its values, validation metrics and curve."""
     import tensorflow as tf
     from tensorboard.plugins.hparams import api as hp
 
-    values = {name: hparam_value(v) for name, v in space.decode(trial.params).items()}
+    values = {name: hparam_value(v) for name, v in space.hparams(trial.params).items()}
     writer = tf.summary.create_file_writer(str(log_dir / f"trial-{trial.number:04d}"))
     with writer.as_default():
         hp.hparams(values, trial_id=f"trial-{trial.number:04d}")
@@ -80,7 +85,7 @@ def write_trial(log_dir: Path, space: SearchSpace, trial: optuna.trial.FrozenTri
     writer.close()
 
 
-def leaderboard_rows(study: optuna.Study, space: SearchSpace, monitor: str) -> list[dict[str, Any]]:
+def leaderboard_rows(study: optuna.Study, space: Space, monitor: str) -> list[dict[str, Any]]:
     """One row per trial, best first (module docstring)."""
     rows = []
     for trial in study.get_trials(deepcopy=False):
@@ -132,7 +137,7 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-def write_leaderboard(folder: Path, study: optuna.Study, space: SearchSpace, monitor: str) -> str:
+def write_leaderboard(folder: Path, study: optuna.Study, space: Space, monitor: str) -> str:
     """Write ``leaderboard.md`` and ``leaderboard.csv``; returns the Markdown."""
     rows = leaderboard_rows(study, space, monitor)
     text = to_markdown(rows)

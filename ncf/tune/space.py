@@ -118,6 +118,20 @@ class SearchSpace(BaseModel):
                 point[name] = value
         return point
 
+    def hparams(self, params: dict[str, Any]) -> dict[str, Any]:
+        """A trial's values under the names of the HParams domains (:attr:`params`)."""
+        return self.decode(params)
+
+    def fixed_for(self, values: dict[str, Any]) -> dict[str, Any]:
+        """The keys set in a trial with ``values`` besides them (one family: ``fixed``)."""
+        return dict(self.fixed)
+
+    def starting_points(self, config: Config) -> list[dict[str, Any]]:
+        """The trials a new study starts with: the config's own values, when they lie inside
+        the space (:meth:`starting_point`)."""
+        start = self.starting_point(config)
+        return [] if start is None else [start]
+
     def decode(self, params: dict[str, Any]) -> dict[str, Any]:
         """Optuna's stored parameters -> config values (categorical choices are JSON text)."""
         return {
@@ -171,12 +185,15 @@ def with_values(raw: dict[str, Any], values: dict[str, Any], source: str) -> Con
     return build_config(copy, source)
 
 
-def check_space(raw: dict[str, Any], space: SearchSpace, source: str) -> None:
-    """Build the config at every bound and choice of every parameter (one at a time)."""
+def check_space(
+    raw: dict[str, Any], space: SearchSpace, source: str, extra: dict[str, Any] | None = None
+) -> None:
+    """Build the config at every bound and choice of every parameter (one at a time), with
+    ``extra`` keys set too (a search across families: the family and its fixed keys)."""
     for key, param in space.params.items():
         for value in param.values_to_check():
             try:
-                with_values(raw, {**space.fixed, key: value}, source)
+                with_values(raw, {**space.fixed, **(extra or {}), key: value}, source)
             except ConfigError as exc:
                 raise ConfigError(
                     f"{source}: params.{key} = {value!r} is not valid: {exc}"

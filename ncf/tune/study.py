@@ -40,12 +40,18 @@ from typing import Any
 import optuna
 
 from ncf.config import Config, apply_overrides, config_to_dict, read_yaml
+from ncf.config.model import DEFAULT_TYPE
+from ncf.data.dataset import load_dataset
 from ncf.errors import ConfigError, NcfError
 from ncf.io import read_json, write_json
-from ncf.registry import family
+from ncf.registry import AUTO, family
 from ncf.train.run import RunResult, monitor_key, train
 from ncf.tune import board
+from ncf.tune.joint import DEFAULT_MODELS, FAMILY_KEY, JointSpace, joint_space
+from ncf.tune.pruning import FamilyMedianPruner
 from ncf.tune.space import SearchSpace, check_space, load_space, parse_space, with_values
+
+Space = SearchSpace | JointSpace
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +87,7 @@ def finished_trials(study: optuna.Study) -> int:
 
 
 def open_study(
-    folder: Path, identity: dict[str, Any], space: SearchSpace, base: Config, heartbeat: int
+    folder: Path, identity: dict[str, Any], space: Space, base: Config, heartbeat: int
 ) -> optuna.Study:
     """Create or resume the study in ``folder/study.db``; a different config or space is an error."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -97,7 +103,8 @@ def open_study(
             heartbeat_stale_trial_callback=retry(max_retry=1, inherit_intermediate_values=True),
         )
     # Optuna prunes from step n_warmup_steps on; steps are 1-based epochs here.
-    pruner = optuna.pruners.MedianPruner(
+    kind = FamilyMedianPruner if isinstance(space, JointSpace) else optuna.pruners.MedianPruner
+    pruner = kind(
         n_startup_trials=space.prune_after_trials, n_warmup_steps=space.prune_warmup_epochs + 1
     )
     study = optuna.create_study(
@@ -106,8 +113,7 @@ def open_study(
     stored = study.user_attrs.get("identity")
     if stored is None:
         study.set_user_attr("identity", identity)
-        start = space.starting_point(base)  # the config tuned from is the first trial
-        if start is not None:
+        for start in space.starting_points(base):  # the config tuned from comes first
             study.enqueue_trial(start, user_attrs={"note": "the config's own values"})
     elif stored != identity:
         raise NcfError(
@@ -128,18 +134,19 @@ class Objective:
     def __init__(
         self,
         raw: dict[str, Any],
-        space: SearchSpace,
+        space: Space,
         folder: Path,
         source: str,
         monitor: str,
-        neural: bool,
         deadline: float | None,
     ) -> None:
         self.raw, self.space, self.folder, self.source = raw, space, folder, source
-        self.monitor, self.neural, self.deadline = monitor, neural, deadline
+        self.monitor, self.deadline = monitor, deadline
 
     def __call__(self, trial: optuna.Trial) -> float:
         values = self.space.sample(trial)
+        kind = values.get(FAMILY_KEY, self.raw.get("model", {}).get("type", DEFAULT_TYPE))
+        self.neural = family(kind).neural
         run_dir = trial.user_attrs.get("run_dir")  # a retried trial resumes its directory
         if run_dir is None:
             run_dir = str(self.folder / "trials" / f"trial-{trial.number:04d}")
@@ -149,7 +156,9 @@ class Objective:
         start = time.perf_counter()
         try:
             metrics = self._run(
-                with_values(self.raw, {**self.space.fixed, **values, **fixed}, self.source),
+                with_values(
+                    self.raw, {**self.space.fixed_for(values), **values, **fixed}, self.source
+                ),
                 trial,
                 Path(run_dir),
             )
@@ -173,6 +182,24 @@ class Objective:
         trial.set_user_attr("seconds", metrics.get("train_seconds", time.perf_counter() - start))
         return float(metrics["val"][protocol][name])
 
+    def _deadline(self, trial: optuna.Trial) -> float | None:
+        """When the trial's epochs stop: the search's deadline, or, while some family of a
+        search across families has not been tried, an equal share of the time left for each
+        family still to try (so every family gets tried within the budget)."""
+        if self.deadline is None or not isinstance(self.space, JointSpace):
+            return self.deadline
+        done = ("COMPLETE", "PRUNED", "FAIL")
+        tried = {
+            t.params.get(FAMILY_KEY)
+            for t in trial.study.get_trials(deepcopy=False)
+            if t.state.name in done
+        }
+        untried = set(self.space.spaces) - tried
+        if trial.params.get(FAMILY_KEY) not in untried:
+            return self.deadline
+        now = time.time()
+        return now + max(0.0, self.deadline - now) / len(untried)
+
     def _run(self, config: Config, trial: optuna.Trial, run_dir: Path) -> dict[str, Any]:
         if (run_dir / "metrics.json").is_file():  # finished before its process was killed
             return read_json(run_dir / "metrics.json")
@@ -180,7 +207,7 @@ class Objective:
         if self.neural:
             from ncf.tune.pruning import PruneOnValidation
 
-            callbacks.append(PruneOnValidation(trial, self.monitor, self.deadline))
+            callbacks.append(PruneOnValidation(trial, self.monitor, self._deadline(trial)))
         result = train(config, run_dir, verbose=0, extra_callbacks=callbacks, evaluate_test=False)
         # A trial resumed after a kill did not report the epochs run before it: fill them in.
         key = self.monitor.removeprefix("val/")
@@ -191,7 +218,7 @@ class Objective:
         return result.metrics
 
 
-def _after_trial(folder: Path, space: SearchSpace, monitor: str, target: int) -> Any:
+def _after_trial(folder: Path, space: Space, monitor: str, target: int) -> Any:
     def callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         value = f"{trial.value:.4f}" if trial.value is not None else "-"
         note = trial.user_attrs.get("note") or trial.user_attrs.get("error") or ""
@@ -211,7 +238,7 @@ class _Setup:
     raw: dict[str, Any]  # the config file with --set applied (run.name filled in)
     source: str
     base: Config
-    space: SearchSpace
+    space: Space
     monitor: str
     folder: Path
 
@@ -221,6 +248,7 @@ def _setup(
     overrides: list[str] | None,
     space_path: str | Path | None,
     study_dir: str | Path | None,
+    models: list[str] | None = None,
 ) -> _Setup:
     """Read and check the config and the search space before any study is opened."""
     source = str(config_path) + (" (with --set overrides)" if overrides else "")
@@ -229,13 +257,25 @@ def _setup(
     if isinstance(raw["run"], dict) and raw["run"].get("name") is None:
         raw["run"]["name"] = Path(config_path).stem
     base = with_values(raw, {}, source)
-    if space_path:
+    if models is None and base.model.type == AUTO:
+        models = list(DEFAULT_MODELS)
+    space: Space
+    if models is not None:
+        if space_path:
+            raise ConfigError(
+                "--space names one family's space; with --models each family uses its own"
+            )
+        has_timestamps = load_dataset(base).interactions.timestamp is not None
+        space = joint_space(models, base, has_timestamps)
+        for name, own in space.spaces.items():
+            extra = {FAMILY_KEY: name, **space.fixed_for({FAMILY_KEY: name})}
+            check_space(raw, own, f"the search space of {name} (with {source})", extra)
+    elif space_path:
         space = load_space(space_path)
-        where = f"{space_path} (with {source})"
+        check_space(raw, space, f"{space_path} (with {source})")
     else:
         space = default_space(base.model.type)
-        where = f"the default search space of {base.model.type} (with {source})"
-    check_space(raw, space, where)
+        check_space(raw, space, f"the default search space of {base.model.type} (with {source})")
     if not base.data.split.validation:
         raise ConfigError(
             f"{source}: ncf tune chooses on the validation split; set data.split.validation: true"
@@ -246,9 +286,8 @@ def _setup(
 
 def _search(study: optuna.Study, setup: _Setup, target: int, minutes: float | None) -> None:
     deadline = time.time() + 60 * minutes if minutes else None
-    neural = family(setup.base.model.type).neural
     objective = Objective(setup.raw, setup.space, setup.folder, setup.source, setup.monitor,
-                          neural, deadline)  # fmt: skip
+                          deadline)  # fmt: skip
     log.info(f"study {setup.folder}: {finished_trials(study)} of {target} trials finished")
     study.optimize(
         objective,
@@ -269,10 +308,13 @@ def tune(
     refit: bool = True,
     heartbeat: int = 30,
     verbose: int = 0,
+    models: list[str] | None = None,
 ) -> TuneResult:
-    """Run (or resume) the study ``config_path`` and its search space describe (module docstring)."""
+    """Run (or resume) the study ``config_path`` and its search space describe (module
+    docstring); with ``models`` (or ``model.type: auto``) a search across those families
+    (:mod:`ncf.tune.joint`)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial is ours
-    setup = _setup(config_path, overrides, space_path, study_dir)
+    setup = _setup(config_path, overrides, space_path, study_dir, models)
     space, folder, monitor = setup.space, setup.folder, setup.monitor
     identity = {"config": config_to_dict(setup.base), "space": space.model_dump(mode="json")}
     study = open_study(folder, identity, space, setup.base, max(1, int(heartbeat)))
@@ -303,14 +345,13 @@ def tune(
 
 
 def _refit(
-    raw: dict[str, Any], space: SearchSpace, values: dict[str, Any], run_dir: Path, source: str,
+    raw: dict[str, Any], space: Space, values: dict[str, Any], run_dir: Path, source: str,
     verbose: int,
 ) -> RunResult:  # fmt: skip
     """The chosen setting, selected on validation again and refit on train + validation."""
     if (run_dir / "metrics.json").is_file():
         return RunResult(run_dir, read_json(run_dir / "metrics.json"))
-    config = with_values(
-        raw, {**space.fixed, **values, "train.refit": True, "run.name": run_dir.name}, source
-    )
+    fixed = {**space.fixed_for(values), "train.refit": True, "run.name": run_dir.name}
+    config = with_values(raw, {**values, **fixed}, source)
     log.info(f"refit of the chosen setting in {run_dir}: {values}")
     return train(config, run_dir, verbose=verbose)
