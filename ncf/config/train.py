@@ -87,6 +87,16 @@ class TrainConfig(Section):
         "validation for that many epochs: it is the model tested and exported (baselines: "
         "fitted on train + validation)",
     )
+    refit_from: Literal["fresh", "selected"] = Field(
+        "fresh",
+        description="neural refit: fresh trains a new model on train + validation for the "
+        "epochs validation chose; selected keeps the model validation chose, lets it read "
+        "train + validation (the latest items the history and sequence towers pool) and trains "
+        "it refit_epochs more epochs on them (docs/benchmarks.md measures both)",
+    )
+    refit_epochs: int = Field(
+        0, ge=0, description="refit_from selected: epochs on train + validation (0: none)"
+    )
     histograms: bool = Field(
         True, description="write weight histograms and the embedding projector to TensorBoard"
     )

@@ -96,6 +96,11 @@ def format_run_result(metrics: Mapping[str, object], run_dir: object) -> str:
     refit, fit_on = metrics.get("refit"), ""
     if isinstance(refit, Mapping):
         fit_on = f", refit on train + validation for {refit['epochs']} epochs"
+        if refit.get("from") == "selected":
+            fit_on = (
+                f", the model chosen on validation reading train + validation, trained "
+                f"{refit['epochs']} more epochs on them"
+            )
     elif metrics.get("fit_on") == "train+val":
         fit_on = ", fitted on train + validation"
     test = metrics["test"]

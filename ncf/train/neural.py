@@ -113,7 +113,11 @@ def _fit_neural(
         selected = None  # its weights are about to be replaced; its metrics are in ``val``
         epochs = int(state.best_epoch or 0)
         refit = _refit(config, dataset, path, epochs, model, verbose, extra_callbacks, replication)
-        extra["refit"] = {"epochs": refit.state.epoch, **_throughput(refit)}
+        extra["refit"] = {
+            "from": config.train.refit_from,
+            "epochs": refit.state.epoch,
+            **_throughput(refit),
+        }
         extra["refit"]["history"] = refit.state.history
     save_model(model, path / "model.keras")
     return Fitted(selected, scorer, state.history, extra, val)
@@ -157,8 +161,17 @@ def _refit(
     folder = path / "checkpoints" / "refit"
     restore = _restore(replication, "checkpoints/refit")
     state = load_state(restore or folder)
+    fresh = config.train.refit_from == "fresh"
+    if not fresh:
+        epochs = config.train.refit_epochs
     if state is None or state.epoch < epochs:
-        log.info(f"refit: training a fresh model on train + validation for {epochs} epochs")
+        if fresh:
+            log.info(f"refit: training a fresh model on train + validation for {epochs} epochs")
+        else:
+            log.info(
+                f"refit: the model chosen on validation reads train + validation and trains "
+                f"{epochs} more epochs on them"
+            )
     phase = Phase(
         "refit epoch",
         folder,
@@ -166,7 +179,7 @@ def _refit(
         epochs,
         dataset.split.with_validation_in_train(),
         validate=False,
-        initial=lambda: build_for(config, dataset, PRETRAINED_FINAL),
+        initial=(lambda: build_for(config, dataset, PRETRAINED_FINAL)) if fresh else None,
         restore=restore,
     )
     return run_phase(config, dataset, phase, model, None, "", verbose, extra_callbacks, replication)
