@@ -135,7 +135,11 @@ CONTRACT: dict[str, tuple[dict[str, Any], int, int]] = {
     "neumf": ({"type": "neumf", "embedding_dim": 4, "mlp_layers": [8, 8]}, 60, 2),
     "history": ({"type": "history", "embedding_dim": 8}, 40, 2),
     "history-sampled": (
-        {"type": "history", "embedding_dim": 8, "train": {"loss": "sampled_softmax"}},
+        {
+            "type": "history",
+            "embedding_dim": 8,
+            "train": {"loss": "sampled_softmax", "sampled_items": 5},
+        },  # (5 * 3 < 18: sampled)
         40,
         2,
     ),

@@ -20,13 +20,20 @@
   As ``S`` grows it tends to the full softmax loss (tests/test_history.py checks it); with
   a popularity proposal the correction stops popular items from being over-penalised.
 
+The ``S`` draws come from :func:`draw_items`: inverse-CDF sampling by a binary search of
+``S`` uniforms in the proposal's cumulative sum, ``O(N + S log N)`` a step. (Keras'
+``random.categorical`` under XLA draws by a Gumbel argmax over ``[S, N]`` noise: 2.5 s a step
+at 23.7k items and S = 1024, twenty times the whole full-softmax step.)
+
 L2 regularisation is not here: it comes from Keras weight regularizers (``model.losses``).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+import keras
 from keras import ops
 
 LOSSES = ("bce", "bpr", "softmax", "sampled_softmax")
@@ -85,3 +92,21 @@ def per_replica_share(loss: Any) -> Any:
 
     replicas = tf.distribute.get_strategy().num_replicas_in_sync
     return loss if replicas == 1 else loss * (1.0 / replicas)
+
+
+def draw_items(log_q: Any, count: int, seed: Any) -> Any:
+    """``count`` item ids ``[count]`` int32 drawn with replacement from ``q = exp(log_q)``
+    (``log_q [N]``, normalised or not): the first ``k`` with ``cdf[k] >= u`` for uniforms
+    ``u`` in ``(0, cdf[-1])``, found by a binary search of ``ceil(log2 N)`` steps, so an item
+    of zero probability is never drawn. ``seed`` is a Keras seed (a ``SeedGenerator``)."""
+    cdf = ops.cumsum(ops.exp(ops.cast(log_q, "float32")))
+    u = keras.random.uniform((count,), seed=seed) * cdf[-1]
+    size = int(cdf.shape[0])
+    low = ops.zeros((count,), dtype="int32")
+    high = ops.full((count,), size - 1, dtype="int32")
+    for _ in range(max(1, math.ceil(math.log2(size)))):
+        middle = (low + high) // 2
+        below = ops.take(cdf, middle) < u
+        low = ops.where(below, middle + 1, low)
+        high = ops.where(below, high, middle)
+    return low
