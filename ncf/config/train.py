@@ -55,7 +55,10 @@ class TrainConfig(Section):
         4, gt=0, description="sampled negatives per positive, fresh every epoch"
     )
     sampled_items: int = Field(
-        1024, gt=0, description="sampled_softmax: items drawn per batch, shared by its examples"
+        2048,
+        gt=0,
+        description="sampled_softmax: items drawn per batch, shared by its examples (at a "
+        "third of the catalogue or more the full softmax is computed instead: cheaper)",
     )
     negative_sampling: Literal["uniform", "popularity"] = Field(
         "uniform", description="distribution of training negatives"
