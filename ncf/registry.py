@@ -29,6 +29,7 @@ MODULES = {
     "mlp": "ncf.families.towers",
     "neumf": "ncf.families.towers",
     "history": "ncf.families.history",
+    "sequence": "ncf.families.sequence",
     "itemknn": "ncf.baselines.knn",
     "userknn": "ncf.baselines.knn",
     "popularity": "ncf.baselines.popularity",

@@ -6,15 +6,20 @@ items) answer ``call`` on ``{"user": [B], "item": [B]}`` with scores ``[B]``; ``
 fuses trained GMF and MLP models into NeuMF (He et al. 2017, §3.4.1).
 """
 
+from ncf.models.attention import CausalSelfAttention, TransformerBlock
 from ncf.models.heads import DotHead, GMFHead, MLPBlock, MLPHead, NeuMFHead
 from ncf.models.history import HistoryModel
 from ncf.models.losses import bce_loss, bpr_loss
 from ncf.models.model import NCFModel
 from ncf.models.optim import learning_rate_from_config, optimizer_from_config
 from ncf.models.pretrained import init_neumf_from_pretrained
+from ncf.models.sequence import SequenceModel
 from ncf.models.towers import Tower
 
 __all__ = [
+    "CausalSelfAttention",
+    "SequenceModel",
+    "TransformerBlock",
     "DotHead",
     "GMFHead",
     "HistoryModel",
