@@ -12,7 +12,8 @@ baseline by its family's ``fit``, a neural model by its family's ``build`` and `
 (the real input pipeline: fresh negatives each epoch) and plain ``fit()``. Every registered
 family must have a line in ``CONTRACT`` (a test checks it): the config it is fitted with and
 the ``k`` it must reach (1 for the kNN-like models; 2 for the neural ones, the history
-model with both softmax losses among them, whose sampled negatives include the withheld
+model with both softmax losses and the sequence model among them (a family that reads the
+order of interactions gets them in a random order of time, which says nothing), whose sampled negatives include the withheld
 item itself about one draw in twelve here; popularity cannot tell the groups apart and
 gets block size + 1, its pessimistic rank among the 7 equally popular items).
 The neural models' outcome here depends on the training seed: with some seeds one of the
@@ -76,12 +77,15 @@ def make_checkerboard(seed: int = 0) -> Checkerboard:
                         np.arange(num_users, dtype=np.int32), test_item, features)  # fmt: skip
 
 
-def _dataset(d: Checkerboard) -> Dataset:
+def _dataset(d: Checkerboard, timed: bool = False) -> Dataset:
+    """The checkerboard as the families read it; ``timed``: each user's interactions in a
+    random order of time (one that says nothing), for a family that needs an order."""
     empty = np.zeros(0, np.int32)
     split = Split(d.num_users, d.num_items, d.train_user, d.train_item, empty, empty, d.test_user,
                   d.test_item, np.zeros((0, 1), np.int32), np.zeros((len(d.test_user), 1), np.int32))  # fmt: skip
     interactions = SimpleNamespace(  # what the families read of the data
-        user=d.train_user, item=d.train_item, timestamp=None, description="checkerboard",
+        user=d.train_user, item=d.train_item, description="checkerboard",
+        timestamp=np.random.default_rng(5).permutation(len(d.train_user)) if timed else None,
         user_features=None, item_features=d.item_features,
     )  # fmt: skip
     return Dataset(interactions, split)  # type: ignore[arg-type]
@@ -92,7 +96,7 @@ def fit_through_registry(d: Checkerboard, model: dict[str, Any], epochs: int = 6
     raw: dict[str, Any] = {"model": model, "run": {"seed": NEURAL_SEED}, "eval": {"k": [1, 2]}}
     raw["eval"]["sampled_negatives"] = 1
     kind = registry.family(model["type"])
-    dataset = _dataset(d)
+    dataset = _dataset(d, timed=kind.needs.time_order and not kind.order_free)
     if not kind.neural:
         config = build_config(raw)
         assert kind.fit is not None
@@ -134,6 +138,16 @@ CONTRACT: dict[str, tuple[dict[str, Any], int, int]] = {
     "mlp": ({"type": "mlp", "mlp_layers": [8, 8]}, 60, 2),
     "neumf": ({"type": "neumf", "embedding_dim": 4, "mlp_layers": [8, 8]}, 60, 2),
     "history": ({"type": "history", "embedding_dim": 8}, 40, 2),
+    "sequence": (
+        {
+            "type": "sequence",
+            "embedding_dim": 16,
+            "sequence": {"length": 8, "blocks": 2},
+            "train": {"learning_rate": 0.005},
+        },
+        300,  # a step an epoch: 12 windows
+        2,
+    ),
     "history-sampled": (
         {
             "type": "history",
