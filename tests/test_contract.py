@@ -11,11 +11,11 @@ Every recommender is built the way ``ncf train`` builds it, through the registry
 baseline by its family's ``fit``, a neural model by its family's ``build`` and ``prepare``
 (the real input pipeline: fresh negatives each epoch) and plain ``fit()``. Every registered
 family must have a line in ``CONTRACT`` (a test checks it): the config it is fitted with and
-the ``k`` it must reach (1 for the kNN-like models; 2 for the neural ones, the history
-model with both softmax losses and the sequence model among them (a family that reads the
-order of interactions gets them in a random order of time, which says nothing), whose sampled negatives include the withheld
-item itself about one draw in twelve here; popularity cannot tell the groups apart and
-gets block size + 1, its pessimistic rank among the 7 equally popular items).
+the ``k`` it must reach: 1 for the kNN-like models; 2 for the neural ones (the history
+model's sampled negatives include the withheld item itself about one draw in twelve here; a
+family that reads the order of interactions, the sequence model, gets them in a random order
+of time, which says nothing); popularity cannot tell the groups apart and gets block size +
+1, its pessimistic rank among the 7 equally popular items.
 The neural models' outcome here depends on the training seed: with some seeds one of the
 twelve users misses its top 2; the factory trains with ``NEURAL_SEED``, with which all
 recover every withheld item. Their scores are logits up to about 20, so agreement between
