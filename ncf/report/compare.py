@@ -61,6 +61,10 @@ def _row(run: RunDir, ks: list[int]) -> dict[str, Any]:
             for name in ("HR", "NDCG"):
                 row[f"{protocol} {name}@{k}"] = values.get(f"{name}@{k}")
         row[f"{protocol} MRR"] = values.get("MRR")
+    full = metrics["test"].get("full", {})  # beyond accuracy: the top-K lists of full ranking
+    for k in ks:
+        row[f"full Coverage@{k}"] = full.get(f"Coverage@{k}")
+        row[f"full MeanPopularity@{k}"] = full.get(f"MeanPopularity@{k}")
     # Steady seconds per epoch (median, compilation excluded) beside the first epoch's.
     row["s/epoch"] = (metrics.get("seconds_per_epoch") or {}).get("epoch")
     row["first epoch s"] = (metrics.get("first_epoch_seconds") or {}).get("epoch")
