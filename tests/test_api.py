@@ -122,3 +122,24 @@ def test_each_neural_family_trains_in_a_plain_keras_fit(kind, tmp_path):
 def test_keras_setup_refuses_a_baseline():
     with pytest.raises(ncf.NcfError, match="not a neural model"):
         ncf.keras_setup(QUICKSTART, {"model.type": "itemknn"})
+
+
+def test_docs_page_lists_every_public_name_with_its_signature():
+    import inspect
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "api.md").read_text()
+    headings = [line for line in text.splitlines() if line.startswith("### ")]
+    documented = dict(re.findall(r"`ncf\.(\w+)\((.*?)\)(?: -> [^`]*)?`", "\n".join(headings)))
+    functions = [n for n in ncf.__all__ if n[0].islower()]
+    assert sorted(documented) == sorted([*functions, "Export"])
+    for name in functions:
+        wanted = [p for p in inspect.signature(getattr(ncf, name)).parameters]
+        if name == "train":  # the callable package: its signature is ncf.api.train's
+            wanted = ["config", "run_dir", "overrides", "resume", "verbose", "extra_callbacks"]
+        flat = re.sub(r"\([^()]*\)", "", documented[name])  # defaults such as ("a", "b")
+        shown = re.findall(r"(?:^|,\s*)(?:\*,\s*)?(\w+)", flat)
+        assert shown == wanted, name
+    for name in ("ConfigError", "DataError", "NcfError", "Ranked", "ItemVectors", "KerasSetup"):
+        assert re.search(rf"\b{name}\b", text), name
