@@ -22,8 +22,9 @@ calls ``cuInit``, run with file descriptor 2 pointed at a temporary file; afterw
 line of that file that is not one of :data:`NOISE` is written to the real standard error, in
 order. Only that window is filtered: whatever is written to stderr before or after it (ncf's
 own ``ncf: error:`` lines, warnings, tracebacks) passes untouched, and so does anything else
-printed during it. ``TF_CPP_MIN_LOG_LEVEL=0`` (the user asks for TensorFlow's info lines)
-turns the filter off.
+printed during it. It also sets ``TF_CPP_MIN_LOG_LEVEL=2`` where it is unset (what the
+``ncf`` command always did); ``TF_CPP_MIN_LOG_LEVEL=0`` (the user asks for TensorFlow's info
+lines) turns the filter off.
 """
 
 from __future__ import annotations
@@ -144,10 +145,13 @@ class QuietTensorFlowImport(importlib.abc.MetaPathFinder):
 
 
 def install() -> None:
-    """Filter the first ``import tensorflow`` of this process (module docstring); nothing
+    """Filter the first ``import tensorflow`` of this process (module docstring), and make
+    ``TF_CPP_MIN_LOG_LEVEL`` 2 unless it is set (TensorFlow's info and warning lines, such
+    as XLA's "Compiled cluster" at the first compilation, stay off standard error); nothing
     when TensorFlow is already imported or ``TF_CPP_MIN_LOG_LEVEL`` is 0."""
     if "tensorflow" in sys.modules or os.environ.get("TF_CPP_MIN_LOG_LEVEL", "").strip() == "0":
         return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if not any(isinstance(finder, QuietTensorFlowImport) for finder in sys.meta_path):
         sys.meta_path.insert(0, QuietTensorFlowImport())
 
