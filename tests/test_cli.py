@@ -222,7 +222,13 @@ def test_evaluate_matches_training_metrics(two_runs, capsys):
         assert again[protocol]["HR@10"] == pytest.approx(saved[protocol]["HR@10"], abs=1e-9)
     assert main(["evaluate", str(two_runs["knn"]), "--protocol", "full", "--k", "5,10"]) == 0
     out = capsys.readouterr().out
-    assert "full" in out and "HR@5" in out and "sampled" not in out.split("\n", 1)[1]
+    assert "sampled" not in out.split("\n", 1)[1]
+    header, five, ten = out.splitlines()[1:4]  # one row per cut-off, every metric
+    assert header.split() == ["protocol", "K", "HR", "NDCG", "Recall", "Precision", "MAP",
+                              "Coverage", "MeanPopularity", "MRR"]  # fmt: skip
+    assert five.split()[:2] == ["full", "5"] and ten.split()[:2] == ["full", "10"]
+    assert float(ten.split()[2]) == pytest.approx(saved["full"]["HR@10"], abs=1e-4)
+    assert float(ten.split()[8]) == pytest.approx(saved["full"]["MeanPopularity@10"], abs=0.05)
 
 
 def test_compare_writes_table_csv_and_chart(two_runs, tmp_path, capsys):
@@ -241,6 +247,10 @@ def test_compare_writes_table_csv_and_chart(two_runs, tmp_path, capsys):
                 assert f"| {value:.4f} |" in table
     # one held-out item per case: 0 < NDCG@10 <= HR@10 once any case is ranked in the top 10
     assert 0 < float(rows[1]["full NDCG@10"]) <= float(rows[1]["full HR@10"])
+    saved = json.loads((two_runs["knn"] / "metrics.json").read_text())["test"]["full"]
+    assert float(rows[1]["full Coverage@10"]) == pytest.approx(saved["Coverage@10"])
+    assert float(rows[1]["full MeanPopularity@10"]) == pytest.approx(saved["MeanPopularity@10"])
+    assert "full Coverage@10" in table and "full MeanPopularity@10" in table
     assert (out / "comparison.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

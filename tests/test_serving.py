@@ -443,9 +443,12 @@ def test_model_status_and_metadata(server):
     }
     defs = meta["metadata"]["signature_def"]["signature_def"]
     assert set(defs) == {
-        "serving_default", "score", "recommend", "similar_items", "recommend_from_history", "explain"
+        "serving_default", "score", "recommend", "similar_items", "recommend_from_history", "explain",
+        "__saved_model_init_op",
     }  # fmt: skip
-    assert defs["recommend"]["inputs"]["k"]["tensor_shape"] == {"dim": [{"size": "-1"}]}  # batched
+    # TF Serving prints every field, set or not (tests/test_metadata.py: all of it)
+    batched = {"dim": [{"size": "-1", "name": ""}], "unknown_rank": False}
+    assert defs["recommend"]["inputs"]["k"]["tensor_shape"] == batched
     assert defs["recommend"]["outputs"]["scores"]["dtype"] == "DT_FLOAT"
 
 

@@ -141,7 +141,7 @@ def hparams_read_back(log_dir: Path, trials) -> None:
     root.Reload()
     content = root.PluginTagToContent(metadata.PLUGIN_NAME)[metadata.EXPERIMENT_TAG]
     experiment = metadata.parse_experiment_plugin_data(content)
-    assert [h.name for h in experiment.hparam_infos] == ["model.ease.l2"]
+    assert [h.name for h in experiment.hparam_infos] == ["model.ease.l2", "trial_state"]
     assert "val/sampled/NDCG@10" in [m.name.tag for m in experiment.metric_infos]
     for trial in trials:
         run = EventAccumulator(str(log_dir / f"trial-{trial.number:04d}"))

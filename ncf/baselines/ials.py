@@ -143,12 +143,15 @@ def ials_factors(
     """User and item factors (float64) after ``iterations`` alternating CG sweeps."""
     if factors <= 0 or iterations <= 0 or cg_steps <= 0 or l2 <= 0 or alpha < 0:
         raise ValueError("factors, iterations, cg_steps and l2 must be positive, alpha >= 0")
+    from tqdm import tqdm
+
     x = sp.csr_matrix(x, dtype=np.float64)
     x.data[:] = 1.0
     xt = x.T.tocsr()
     user = init_factors(x.shape[0], factors, rng)
     item = init_factors(x.shape[1], factors, rng)
-    for iteration in range(iterations):
+    sweeps = tqdm(range(iterations), desc="iALS", unit="sweep", disable=None, leave=False)
+    for iteration in sweeps:  # a progress bar on a terminal only
         user = solve_side(x, item, user, l2, alpha, cg_steps)
         item = solve_side(xt, user, item, l2, alpha, cg_steps)
         if log.isEnabledFor(logging.DEBUG):

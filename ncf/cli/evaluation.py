@@ -8,7 +8,7 @@ from ncf.cli.common import parse_ks, print_json
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from ncf.report.text import format_metrics, headline
+    from ncf.report.text import format_metric_table
     from ncf.train.rundir import RunDir
 
     run = RunDir(args.run_dir)
@@ -19,7 +19,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print_json(metrics)
     else:
         print(f"{run.path} ({run.config.model.type}), {args.split} split")
-        print(format_metrics(metrics, headline(metrics)))
+        print(format_metric_table(metrics))
     return 0
 
 
@@ -40,7 +40,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     ev = sub.add_parser("evaluate", help="re-evaluate a finished run (model or baseline)")
     ev.add_argument("run_dir", help="a run directory printed by ncf train")
-    ev.add_argument("--protocol", choices=["sampled", "full", "both"], default="both")
+    ev.add_argument(
+        "--protocol",
+        choices=["sampled", "full", "both"],
+        default="both",
+        help="sampled: the held-out item among its saved negatives (He et al. 2017); full: "
+        "among every item the user did not train on (Krichene & Rendle 2020); both (default)",
+    )
     ev.add_argument("--k", help="comma-separated cut-offs (default: the run's eval.k), e.g. 10,20")
     ev.add_argument(
         "--split", choices=["test", "val"], default="test", help="which held-out split to rank"

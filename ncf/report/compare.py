@@ -61,6 +61,10 @@ def _row(run: RunDir, ks: list[int]) -> dict[str, Any]:
             for name in ("HR", "NDCG"):
                 row[f"{protocol} {name}@{k}"] = values.get(f"{name}@{k}")
         row[f"{protocol} MRR"] = values.get("MRR")
+    full = metrics["test"].get("full", {})  # beyond accuracy: the top-K lists of full ranking
+    for k in ks:
+        row[f"full Coverage@{k}"] = full.get(f"Coverage@{k}")
+        row[f"full MeanPopularity@{k}"] = full.get(f"MeanPopularity@{k}")
     # Steady seconds per epoch (median, compilation excluded) beside the first epoch's.
     row["s/epoch"] = (metrics.get("seconds_per_epoch") or {}).get("epoch")
     row["first epoch s"] = (metrics.get("first_epoch_seconds") or {}).get("epoch")
@@ -107,33 +111,60 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-def plot(rows: list[dict[str, Any]], k: int, path: Path) -> None:
-    """Bars of HR@k and NDCG@k per run, one panel per protocol."""
-    import matplotlib
+def bar_labels(rows: list[dict[str, Any]]) -> list[str]:
+    """A name per run for the chart: its model and the settings whose values differ among
+    the runs that have them (``best_epoch``, an outcome, left out), wrapped; the run's folder
+    is added where two runs would still read the same."""
+    import textwrap
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
+    settings = [dict(p.partition("=")[::2] for p in r["hyperparameters"].split()) for r in rows]
+    for values in settings:
+        values.pop("best_epoch", None)
+    keys = dict.fromkeys(key for values in settings for key in values)
+    differ = [key for key in keys if len({v[key] for v in settings if key in v}) > 1]
+    labels = []
+    for row, values in zip(rows, settings, strict=True):
+        shown = " ".join(f"{key}={values[key]}" for key in differ if key in values)
+        labels.append("\n".join([row["model"], *textwrap.wrap(shown, 28)]))
+    return [
+        f"{label}\n{row['run']}" if labels.count(label) > 1 else label
+        for label, row in zip(labels, rows, strict=True)
+    ]
+
+
+def chart(rows: list[dict[str, Any]], k: int) -> Any:
+    """Horizontal bars of HR@k and NDCG@k per run, one panel per protocol, each run named by
+    :func:`bar_labels`; a matplotlib ``Figure`` (no pyplot state: a notebook shows it as is)."""
+    from matplotlib.figure import Figure
 
     protocols = [
         p for p in ("sampled", "full") if any(r.get(f"{p} HR@{k}") is not None for r in rows)
     ]
-    fig, axes = plt.subplots(1, len(protocols), figsize=(5 + 1.2 * len(rows), 4), squeeze=False)
-    x = np.arange(len(rows))
-    for ax, protocol in zip(axes[0], protocols, strict=True):
+    labels = bar_labels(rows)
+    lines = max(label.count("\n") + 1 for label in labels)
+    height = 1.4 + len(rows) * max(0.55, 0.3 * lines)
+    fig = Figure(figsize=(4.2 * len(protocols) + 2.2, height), layout="constrained")
+    axes = fig.subplots(1, len(protocols), squeeze=False, sharey=True)[0]
+    y = list(range(len(rows)))[::-1]  # the first run on top
+    for ax, protocol in zip(axes, protocols, strict=True):
         top = 0.0
-        for offset, name in ((-0.2, "HR"), (0.2, "NDCG")):
+        for offset, name in ((0.2, "HR"), (-0.2, "NDCG")):
             values = [r.get(f"{protocol} {name}@{k}") or 0.0 for r in rows]
-            ax.bar(x + offset, values, width=0.4, label=f"{name}@{k}")
+            bars = ax.barh([v + offset for v in y], values, height=0.4, label=f"{name}@{k}")
+            ax.bar_label(bars, fmt="%.3f", padding=2, fontsize=8)
             top = max(top, *values)
-        ax.set_ylim(0, top * 1.3 or 1.0)  # head-room for the legend
-        ax.set_xticks(x, [r["run"].split("/")[0] for r in rows], rotation=30, ha="right")
+        ax.set_xlim(0, top * 1.25 or 1.0)  # room for the value labels
+        ax.set_yticks(y, labels)
         ax.set_title(f"{protocol} protocol (test split)")
-        ax.legend(loc="upper left", ncols=2)
-    fig.tight_layout()
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=2)
+    return fig
+
+
+def plot(rows: list[dict[str, Any]], k: int, path: Path) -> None:
+    """:func:`chart` written to ``path`` as PNG."""
+    fig = chart(rows, k)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
+        fig.savefig(tmp, dpi=110, format="png")
 
 
 def write_report(rows: list[dict[str, Any]], out: Path, k: int) -> list[Path]:

@@ -41,7 +41,9 @@ def format_stats(stats: Mapping[str, object]) -> str:
             "time order    none (no timestamp column): each user's test and validation cases "
             "are drawn at random from run.seed, and the history model reads unordered histories"
         )
-    if isinstance(ties, Mapping) and (ties["test_cases_tied_in_time"] or ties["users_with_one_timestamp"]):
+    if isinstance(ties, Mapping) and (
+        ties["test_cases_tied_in_time"] or ties["users_with_one_timestamp"]
+    ):
         lines.append(
             f"time ties     {ties['test_cases_tied_in_time']:,} test cases share their timestamp with "
             f"another of the user's interactions (the larger item id was held out); "
@@ -83,6 +85,41 @@ def format_metrics(
 
 
 HEADLINE = ("HR", "NDCG", "MRR", "Recall")  # metric families shown in terminal tables
+AT_K = ("HR", "NDCG", "Recall", "Precision", "MAP", "Coverage", "MeanPopularity")
+
+
+def format_metric_table(metrics: Mapping[str, Mapping[str, float]]) -> str:
+    """Every metric, one row per protocol and cut-off K (``ncf evaluate``): HR, NDCG, Recall,
+    Precision and MAP at K, the catalogue coverage and mean popularity of the top-K lists
+    (full ranking: the sampled protocol ranks each case among its own candidates, no
+    catalogue-wide list), and the protocol's MRR on its first row."""
+    ks = sorted({int(n.partition("@")[2]) for v in metrics.values() for n in v if "@" in n})
+    names = [n for n in AT_K if any(f"{n}@{k}" in v for v in metrics.values() for k in ks)]
+    width = [max(8, len(n)) for n in names]
+    header = "protocol".ljust(10) + "K".rjust(4)
+    header += "".join(n.rjust(w + 2) for n, w in zip(names, width, strict=True)) + "MRR".rjust(10)
+    rows = [header]
+    for protocol, values in metrics.items():
+        for row, k in enumerate(ks):
+            cells = [
+                _number(values.get(f"{n}@{k}"), n).rjust(w + 2)
+                for n, w in zip(names, width, strict=True)
+            ]
+            mrr = _number(values.get("MRR"), "MRR") if row == 0 else ""
+            line = protocol.ljust(10) + str(k).rjust(4) + "".join(cells) + mrr.rjust(10)
+            rows.append(line.rstrip())
+    if "Coverage" in names:
+        rows.append("Coverage@K: share of the catalogue in some user's top K (full ranking);")
+        rows.append(
+            "MeanPopularity@K: mean training interactions of the top-K items (lower: more long tail)"
+        )
+    return "\n".join(rows)
+
+
+def _number(value: object, name: str) -> str:
+    if not isinstance(value, float | int):
+        return "-"
+    return f"{value:.1f}" if name == "MeanPopularity" else f"{value:.4f}"
 
 
 def headline(metrics: Mapping[str, Mapping[str, float]]) -> list[str]:
@@ -143,5 +180,10 @@ def epoch_cap_note(metrics: Mapping[str, object]) -> str:
     ran, best = metrics.get("epochs_run"), metrics.get("best_epoch")
     note = f"note: early stopping never triggered: the run stopped at the epoch cap (train.epochs={ran})"
     if best == ran:
-        return note + "; the last epoch was the best, so validation was still improving: raise train.epochs"
-    return note + f" with epoch {best} the best so far; a larger train.epochs might find a better one"
+        return (
+            note
+            + "; the last epoch was the best, so validation was still improving: raise train.epochs"
+        )
+    return (
+        note + f" with epoch {best} the best so far; a larger train.epochs might find a better one"
+    )

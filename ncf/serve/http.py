@@ -43,6 +43,7 @@ import uvicorn
 from ncf.errors import NcfError
 from ncf.serve.batching import Batcher
 from ncf.serve.limits import Limits
+from ncf.serve.metadata import model_metadata
 from ncf.serve.openapi import openapi
 from ncf.serve.protocol import JsonErrorsProtocol, draining_server
 from ncf.serve.rest import parse_predict, predict_response
@@ -237,15 +238,9 @@ class ServingApp:
         return self.model.inputs(name)
 
     def metadata(self) -> dict[str, Any]:
-        """TF Serving's metadata answer: the SignatureDefs of ``saved_model.pb``."""
-        from google.protobuf import json_format
-
-        defs = {
-            key: json_format.MessageToDict(value, preserving_proto_field_name=True)
-            for key, value in self.model.signature_defs.items()
-        }
-        spec = {"name": self.model_name, "signature_name": "", "version": str(self.version)}
-        return {"model_spec": spec, "metadata": {"signature_def": {"signature_def": defs}}}
+        """TF Serving's metadata answer: every SignatureDef of ``saved_model.pb``, rendered as
+        TF Serving renders them (:mod:`ncf.serve.metadata`)."""
+        return model_metadata(self.model_name, self.version, self.model.meta_signature_defs)
 
 
 def _json(payload: Any) -> bytes:

@@ -65,6 +65,7 @@ class SessionModel:
                 meta = tf.compat.v1.saved_model.loader.load(self.session, ["serve"], str(path))
         finally:
             logger.setLevel(level)
+        self.meta_signature_defs = dict(meta.signature_def)  # all, as GetModelMetadata lists them
         self.signature_defs = {
             name: sig for name, sig in meta.signature_def.items() if not name.startswith("__")
         }

@@ -308,11 +308,20 @@ def current_learning_rate(model: keras.Model) -> float:
 
 
 class EpochProgbar(keras.callbacks.ProgbarLogger):
-    """Keras' progress bar, told the phase's real number of epochs (fit() runs one at a time)."""
+    """Keras' progress bar, told the phase's real number of epochs (fit() runs one at a time)
+    and its steps per epoch: the batches come from a ``tf.data`` pipeline of unknown length,
+    so Keras alone would show ``32/Unknown`` until the epoch ends; with ``steps`` it shows
+    ``32/196`` and an ETA from the first step."""
 
-    def __init__(self, total_epochs: int) -> None:
+    def __init__(self, total_epochs: int, steps: int | None = None) -> None:
         super().__init__()
-        self.total_epochs = total_epochs
+        self.total_epochs, self.steps = total_epochs, steps
 
     def set_params(self, params: dict[str, Any]) -> None:
-        super().set_params({**params, "epochs": self.total_epochs})
+        super().set_params(
+            {**params, "epochs": self.total_epochs, "steps": self.steps or params["steps"]}
+        )
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        # The epoch's last execution of several steps reports the step it would end on.
+        super().on_train_batch_end(min(batch, self.steps - 1) if self.steps else batch, logs)

@@ -138,6 +138,8 @@ def run_phase(
         epochs = replicated_epochs(model, replication.strategy, STEPS_PER_EXECUTION)
         verbose = 0  # no progress bar: the epoch lines say it all
     callbacks, board = _callbacks(config, dataset, phase, state, scorer, monitor, verbose, compiles)
+    if verbose:  # Keras' progress bar, with the epoch's number of steps
+        callbacks.insert(0, EpochProgbar(phase.epochs, stream.steps_per_epoch))
     ran = False  # whether this call trained an epoch (the model then holds the last one)
     for epoch in range(state.epoch, phase.epochs):
         if state.stopped:
@@ -252,6 +254,4 @@ def _callbacks(config, dataset, phase, state, scorer, monitor, verbose, compiles
     ]
     if validation is not None:
         callbacks.insert(0, validation)
-    if verbose:
-        callbacks.insert(0, EpochProgbar(phase.epochs))
     return callbacks, board

@@ -4,7 +4,14 @@
 experiment (every searched key with its domain, and the validation metrics), and one run per
 trial, ``tensorboard/trial-NNNN``, with the trial's values and its validation metrics (the
 model chosen on validation: step = its epoch) plus the monitored metric of every epoch under
-``epoch/<metric>``. ``tensorboard --logdir STUDY/tensorboard`` shows them.
+``epoch/<metric>``, and the session's end: its status (completed and pruned trials
+``STATUS_SUCCESS``, failed ones ``STATUS_FAILURE``) and times. The plugin's session status
+has no "pruned", so the trial's Optuna state is an hparam of its own, ``trial_state``
+(COMPLETE, PRUNED, FAIL: a column and a filter of the dashboard). Numbers have one type in
+the plugin, ``DATA_TYPE_FLOAT64`` (its proto has no integer type; its own ``IntInterval``
+writes that too): an integer key's values are written as integers, its domain is an integer
+interval or the integer choices, and its description says "integer".
+``tensorboard --logdir STUDY/tensorboard`` shows them.
 
 **Leaderboard**: ``leaderboard.md`` and ``leaderboard.csv``, one row per trial, completed
 trials first by the monitored validation metric, then pruned, failed and unfinished ones.
@@ -29,6 +36,8 @@ Space = SearchSpace | JointSpace
 
 METRICS = ("sampled/NDCG@10", "sampled/HR@10", "full/NDCG@10", "full/HR@10")
 _ORDER = {"COMPLETE": 0, "PRUNED": 1, "FAIL": 2, "RUNNING": 3, "WAITING": 4}
+STATE = "trial_state"  # the hparam holding the trial's Optuna state
+STATES = ("COMPLETE", "PRUNED", "FAIL")
 
 
 def hparam_value(value: Any) -> bool | int | float | str:
@@ -45,15 +54,20 @@ def write_experiment(log_dir: Path, space: Space, monitor: str) -> None:
 
     hparams = []
     for name, param in space.params.items():
+        description = ""
         if param.choices is not None:
             domain: Any = hp.Discrete([hparam_value(c) for c in param.choices])
+            if all(type(c) is int for c in param.choices):
+                description = "integer"
         elif param.is_int:
             domain = hp.IntInterval(int(param.low), int(param.high))  # type: ignore[arg-type]
+            description = "integer"
         else:
             domain = hp.RealInterval(float(param.low), float(param.high))  # type: ignore[arg-type]
-        hparams.append(hp.HParam(name, domain))
+        hparams.append(hp.HParam(name, domain, description=description))
     if isinstance(space, JointSpace):  # a search across families: which one, first
         hparams.insert(0, hp.HParam(FAMILY_KEY, hp.Discrete(list(space.spaces))))
+    hparams.append(hp.HParam(STATE, hp.Discrete(list(STATES)), description="Optuna's trial state"))
     tags = dict.fromkeys([monitor, *(f"val/{m}" for m in METRICS)])
     metrics = [hp.Metric(tag, display_name=tag) for tag in tags]
     metrics.append(hp.Metric("trial/seconds", display_name="seconds"))
@@ -69,9 +83,15 @@ def write_trial(log_dir: Path, space: Space, trial: optuna.trial.FrozenTrial) ->
     from tensorboard.plugins.hparams import api as hp
 
     values = {name: hparam_value(v) for name, v in space.hparams(trial.params).items()}
+    values[STATE] = trial.state.name
     writer = tf.summary.create_file_writer(str(log_dir / f"trial-{trial.number:04d}"))
     with writer.as_default():
-        hp.hparams(values, trial_id=f"trial-{trial.number:04d}")
+        hp.hparams(
+            values,
+            trial_id=f"trial-{trial.number:04d}",
+            start_time_secs=_seconds(trial.datetime_start),
+        )
+        _write_session_end(trial)
         for epoch, value in sorted(trial.intermediate_values.items()):
             tf.summary.scalar(
                 f"epoch/{trial.user_attrs.get('monitor', 'value')}", value, step=epoch
@@ -83,6 +103,32 @@ def write_trial(log_dir: Path, space: Space, trial: optuna.trial.FrozenTrial) ->
         if trial.user_attrs.get("seconds") is not None:
             tf.summary.scalar("trial/seconds", float(trial.user_attrs["seconds"]), step=step)
     writer.close()
+
+
+def session_status(state: str) -> int:
+    """TensorBoard's session status of an Optuna trial state (module docstring)."""
+    from tensorboard.plugins.hparams import api_pb2
+
+    return {
+        "COMPLETE": api_pb2.STATUS_SUCCESS,
+        "PRUNED": api_pb2.STATUS_SUCCESS,
+        "FAIL": api_pb2.STATUS_FAILURE,
+        "RUNNING": api_pb2.STATUS_RUNNING,
+    }.get(state, api_pb2.STATUS_UNKNOWN)
+
+
+def _write_session_end(trial: optuna.trial.FrozenTrial) -> None:
+    import tensorflow as tf
+    from tensorboard.plugins.hparams import summary
+
+    end = summary.session_end_pb(
+        session_status(trial.state.name), _seconds(trial.datetime_complete)
+    )
+    tf.summary.experimental.write_raw_pb(end.SerializeToString(), step=0)
+
+
+def _seconds(when: Any) -> float | None:
+    return when.timestamp() if when is not None else None
 
 
 def leaderboard_rows(study: optuna.Study, space: Space, monitor: str) -> list[dict[str, Any]]:
