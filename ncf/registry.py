@@ -39,8 +39,9 @@ MODULES = {
 }
 
 
-# model.type auto: the family is chosen by ncf tune among several (ncf.tune.joint).
+# model.type auto: ncf tune chooses the family among these (ncf.tune.joint), or --models.
 AUTO = "auto"
+AUTO_MODELS = ("history", "sequence", "ease", "ials", "itemknn")
 
 
 def names() -> tuple[str, ...]:

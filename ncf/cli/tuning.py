@@ -7,6 +7,7 @@ import sys
 
 from ncf.cli.common import config_args
 from ncf.errors import NcfError
+from ncf.registry import AUTO_MODELS
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
@@ -51,21 +52,33 @@ def _models(text: str | None) -> list[str] | None:
 
 
 def _show_space(args: argparse.Namespace) -> int:
-    """Print the default search space of the config's model type as a search-space file."""
-    import yaml
-
+    """Print the default search space of the config's model type (or of each family a search
+    across families tries) as a search-space file."""
     from ncf.config import load_config
-    from ncf.tune.study import default_space
+    from ncf.registry import AUTO
+    from ncf.tune.joint import DEFAULT_MODELS
 
     kind = load_config(args.config, args.overrides).model.type
+    models = _models(args.models) or (list(DEFAULT_MODELS) if kind == AUTO else [kind])
+    for name in models:
+        print(_space_text(name))
+    return 0
+
+
+def _space_text(kind: str) -> str:
+    import yaml
+
+    from ncf.tune.study import default_space
+
     space = default_space(kind)
     raw = space.model_dump(mode="json", exclude={"params"})
     raw["params"] = {
         k: p.model_dump(mode="json", exclude_defaults=True) for k, p in space.params.items()
     }
-    print(f"# The default search space of ncf tune for model.type {kind} (ncf tune --space FILE)")
-    print(yaml.safe_dump(raw, sort_keys=False, default_flow_style=None, width=100), end="")
-    return 0
+    header = (
+        f"# The default search space of ncf tune for model.type {kind} (ncf tune --space FILE)\n"
+    )
+    return header + yaml.safe_dump(raw, sort_keys=False, default_flow_style=None, width=100)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -102,7 +115,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="A,B,...",
         help="search across these model families in one budget (each with its own default "
         "space), then refit the best on validation; model.type auto without --models: "
-        "history, ease, ials, itemknn",
+        + ", ".join(AUTO_MODELS),
     )
     tune.add_argument(
         "--study-dir",

@@ -29,8 +29,7 @@ from ncf.errors import ConfigError
 from ncf.tune.space import SearchSpace, parse_space
 
 FAMILY_KEY = "model.type"
-# model.type auto without --models: the strongest family of each kind.
-DEFAULT_MODELS = ("history", "ease", "ials", "itemknn")
+DEFAULT_MODELS = registry.AUTO_MODELS  # model.type auto without --models
 
 
 def joint_space(names: list[str], base: Config, has_timestamps: bool) -> JointSpace:
