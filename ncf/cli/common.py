@@ -3,7 +3,8 @@
 :func:`run_command` turns what a command raised into its exit status: a user mistake
 (:class:`ncf.errors.NcfError`) prints one line, ``ncf: error: ...``, and exits with status 2,
 and so does an operating-system error with an errno (disk full, permission denied: the path
-and the errno); an interrupt exits with 130; anything else is a bug and keeps its traceback.
+and the errno); an interrupt exits with 130, output into a closed pipe (``| head``) quietly
+with 141; anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -69,6 +70,9 @@ def run_command(func: Command, args: argparse.Namespace) -> int:
     except NcfError as exc:
         print(f"ncf: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader left (ncf ... | head): stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except OSError as exc:  # the file system refused (a write ncf does not wrap itself)
         if exc.errno is None:
             raise
