@@ -19,9 +19,10 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import secrets
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, Any
@@ -32,10 +33,18 @@ from ncf.errors import NcfError
 
 
 def write_error(path: str | os.PathLike[str], exc: OSError) -> NcfError:
-    """The user-facing error for an OS error while writing ``path`` (disk full, permissions)."""
+    """The user-facing error for an OS error while writing ``path`` (disk full, permissions;
+    a file where a folder of the path must be: :func:`file_in_the_way`)."""
     code = exc.errno
     if code is None:
         return NcfError(f"{path}: cannot write it ({exc})")
+    if code in (errno.EEXIST, errno.ENOTDIR):
+        blocker = file_in_the_way(Path(path))
+        if blocker is not None:
+            need = "a folder is needed here" if blocker == Path(path) else f"{path} needs a folder"
+            return NcfError(
+                f"{blocker}: is a file, but {need}; move or delete the file, or choose another path"
+            )
     name = errno.errorcode.get(code, "")
     return NcfError(
         f"{path}: cannot write it: {os.strerror(code)} (errno {code}{', ' + name if name else ''}); "
@@ -44,10 +53,47 @@ def write_error(path: str | os.PathLike[str], exc: OSError) -> NcfError:
     )
 
 
+def file_in_the_way(path: Path) -> Path | None:
+    """``path`` or its nearest existing ancestor when that is not a folder (so ``path`` cannot
+    be a folder or lie in one); None when there is none."""
+    for candidate in (path, *path.parents):
+        if candidate.exists() or candidate.is_symlink():
+            return None if candidate.is_dir() else candidate
+    return None
+
+
+def make_folder(path: str | os.PathLike[str]) -> Path:
+    """``path`` as a folder (created with its parents when missing); an OS error, such as a
+    file of that name, is an :class:`NcfError` naming the path (:func:`write_error`)."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise write_error(path, exc) from None
+    return path
+
+
+@contextmanager
+def folder_for(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """:func:`make_folder` for a command's output: when the body fails, the folders this
+    created are removed again if still empty, so a failed first write leaves no trace."""
+    path = Path(path)
+    created = [p for p in (path, *path.parents) if not p.exists() and not p.is_symlink()]
+    make_folder(path)
+    try:
+        yield path
+    except BaseException:
+        for folder in created:  # deepest first
+            with suppress(OSError):
+                folder.rmdir()
+        raise
+
+
 def library_write_error(path: str | os.PathLike[str], message: str) -> NcfError:
     """:func:`write_error` for a library that reports a failed write as text, such as
     TensorFlow's ``"...events.out.tfevents...; No space left on device"``."""
     reasons = [line.rsplit("; ", 1)[-1].strip() for line in message.splitlines() if "; " in line]
+    reasons = [re.sub(r"\s*\[Op:\w+\]$", "", reason) for reason in reasons]  # "[Op:SaveV2]"
     reason = reasons[0] if reasons else message.strip().splitlines()[0]
     codes = (errno.ENOSPC, errno.EACCES, errno.EROFS, errno.EDQUOT, errno.EIO)
     code = {os.strerror(c): c for c in codes}.get(reason)
@@ -69,6 +115,36 @@ def atomic_write(
     naming ``path`` (see :func:`write_error`), with no temporary file left behind.
     """
     path = Path(path)
+    tmp = _written_temporary(path, write, binary)
+    try:
+        os.replace(tmp, path)
+    except OSError as exc:
+        _discard(tmp)
+        raise write_error(path, exc) from None
+
+
+def write_together(files: Mapping[Path, bytes]) -> None:
+    """Write every file of ``files`` (path -> content) or none of them: each goes to a
+    temporary file next to it first, and only once all are written and flushed are they
+    renamed into place. A failure (a full disk) removes the temporaries and names the file
+    it was writing; the targets keep what they held before."""
+    written: dict[Path, Path] = {}
+    try:
+        for path, data in files.items():
+            written[path] = _written_temporary(path, lambda fh, d=data: fh.write(d), True)
+        for path, tmp in written.items():
+            try:
+                os.replace(tmp, path)
+            except OSError as exc:
+                raise write_error(path, exc) from None
+    finally:
+        for tmp in written.values():
+            _discard(tmp)
+
+
+def _written_temporary(path: Path, write: Callable[[IO[Any]], object], binary: bool) -> Path:
+    """A temporary file next to ``path`` holding what ``write(fh)`` wrote, flushed to disk;
+    on failure it is removed (an :class:`OSError` raised as :func:`write_error` of ``path``)."""
     tmp = _temporary_name(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -82,13 +158,13 @@ def atomic_write(
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
     except OSError as exc:
         _discard(tmp)
         raise write_error(path, exc) from None
     except BaseException:
         _discard(tmp)
         raise
+    return tmp
 
 
 def _discard(tmp: Path) -> None:

@@ -4,7 +4,6 @@ asked from the command line or served over the TensorFlow Serving REST API."""
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -99,17 +98,15 @@ def cmd_similar(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from ncf.serve.client import resolve_export
     from ncf.serve.http import ServingApp, listen, run_server
+    from ncf.serve.manifest import read_model_info, verify_export
     from ncf.serve.session import SessionModel
 
     path = resolve_export(args.export_dir)
-    if not (path / "assets" / "model.json").is_file():
-        raise NcfError(
-            f"{path}: no assets/model.json; this SavedModel was not written by ncf export"
-        )
     limits = _serve_limits(args)
-    info = json.loads((path / "assets" / "model.json").read_text(encoding="utf-8"))
+    info = read_model_info(path)
     if int(info.get("format", 1)) < 2:
         raise NcfError(f"{path}: written by an older ncf (scalar k); export the run again")
+    verify_export(path, info)  # before TensorFlow reads a damaged file
     sock = listen(args.host, args.port, limits.backlog)
     version = int(path.name) if path.name.isdigit() else 0
     name = args.model_name or default_model_name(path)

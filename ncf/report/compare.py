@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ncf.errors import NcfError
-from ncf.io import atomic_path, atomic_write_text
+from ncf.io import atomic_path, folder_for, write_together
 from ncf.registry import family
 from ncf.train.rundir import RunDir
 
@@ -168,9 +168,12 @@ def plot(rows: list[dict[str, Any]], k: int, path: Path) -> None:
 
 
 def write_report(rows: list[dict[str, Any]], out: Path, k: int) -> list[Path]:
-    out.mkdir(parents=True, exist_ok=True)
+    """comparison.md, .csv and .png in ``out``: all three or, when one cannot be written (a
+    full disk), none (``ncf.io.write_together``)."""
     paths = [out / "comparison.md", out / "comparison.csv", out / "comparison.png"]
-    atomic_write_text(paths[0], to_markdown(rows))
-    atomic_write_text(paths[1], to_csv(rows))
-    plot(rows, k, paths[2])
+    png = io.BytesIO()
+    chart(rows, k).savefig(png, dpi=110, format="png")
+    texts = [to_markdown(rows).encode(), to_csv(rows).encode(), png.getvalue()]
+    with folder_for(out):
+        write_together(dict(zip(paths, texts, strict=True)))
     return paths

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ncf.errors import NcfError
+from ncf.serve.manifest import read_model_info, verify_export
 
 
 @dataclass(frozen=True)
@@ -66,18 +67,13 @@ class Export:
 
         self.path = resolve_export(path)
         self.version = int(self.path.name) if self.path.name.isdigit() else 0
-        info_path = self.path / "assets" / "model.json"
-        try:
-            self.info: dict[str, Any] = json.loads(info_path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise NcfError(
-                f"{info_path}: not found; this SavedModel was not written by ncf export"
-            ) from None
+        self.info: dict[str, Any] = read_model_info(self.path)
         if int(self.info.get("format", 1)) < 2:
             raise NcfError(
                 f"{self.path}: written by an older ncf (export format "
                 f"{self.info.get('format', 1)}, scalar k); export the run again"
             )
+        verify_export(self.path, self.info)  # before TensorFlow reads a damaged file
         self.module = tf.saved_model.load(str(self.path))
         self.titles = _titles(self.path / "assets")
         self.num_items = int(self.info["num_items"])

@@ -14,6 +14,8 @@
       assets/feature_encoders.json    how data.item_features encoded its table (when set), so
                                       ``ncf recommend --new-items`` encodes new items alike
       assets/item_titles.txt          item titles aligned with items.txt (when the run has them)
+      assets/checksums.json           the SHA-256 of every other file, checked before ncf loads
+                                      the export (ncf.serve.manifest; TF Serving ignores it)
 
 The SavedModel is written by Keras' ``ExportArchive`` (:func:`ncf.serve.servables.
 write_saved_model`), so it loads in TensorFlow Serving's TF1 session loader as well as with
@@ -29,7 +31,9 @@ and validation items (to exclude them from ``recommend``). No absolute path is w
 The version is written into a hidden temporary sibling (``.tmp-export-<pid>-...``) and
 renamed into place in one ``os.rename``, so a crash never leaves a half-written version;
 temporaries of dead processes are removed by the next export. An existing version is
-never overwritten. Files and folders get the modes the umask allows (0666 / 0777 less it).
+never overwritten. A write the file system refuses (a full disk) is an :class:`NcfError`
+naming the version folder; the temporary is removed, and so is ``EXPORT_BASE`` when this
+export created it. Files and folders get the modes the umask allows (0666 / 0777 less it).
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +52,9 @@ import scipy.sparse as sp
 
 from ncf.config import Config, apply_overrides, build_config, config_to_dict, save_config
 from ncf.errors import NcfError
-from ncf.io import write_json
+from ncf.io import folder_for, library_write_error, write_error, write_json
 from ncf.registry import family
+from ncf.serve.manifest import MANIFEST, write_manifest
 from ncf.train.rundir import RunDir, resolve_run
 
 EXPORT_FORMAT = 2  # 2: every input batched (k [B]), ExportArchive; 1: scalar k
@@ -68,8 +75,14 @@ def export_run(
         config.check_export(run.split().num_items)
     except ValueError as exc:
         raise NcfError(f"{run.path}: {exc}") from None
-    base = Path(base)
-    base.mkdir(parents=True, exist_ok=True)
+    with folder_for(base) as folder:  # a failed first export leaves no empty EXPORT_BASE
+        return _export_version(run, config, metrics, folder, version)
+
+
+def _export_version(
+    run: RunDir, config: Config, metrics: dict, base: Path, version: int | None
+) -> Path:
+    """Write the version folder of ``base`` (module docstring); returns it."""
     _remove_stale_temporaries(base)
     version = next_version(base) if version is None else _check_version(version)
     target = base / str(version)
@@ -77,12 +90,18 @@ def export_run(
         raise NcfError(
             f"{target} already exists; versions are never overwritten (choose another --version)"
         )
-    tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-", dir=base))
     try:
-        info = _write_saved_model(run, config, metrics, tmp)
-        info["version"] = version
-        write_json(tmp / "assets" / "model.json", info)
-        _fsync_tree(tmp)
+        tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-", dir=base))
+    except OSError as exc:
+        raise write_error(target, exc) from None
+    try:
+        with _write_errors(tmp, target):
+            info = _write_saved_model(run, config, metrics, tmp)
+            info["version"] = version
+            info["checksums"] = MANIFEST
+            write_json(tmp / "assets" / "model.json", info)
+            write_manifest(tmp)
+            _fsync_tree(tmp)
         if target.exists():
             raise NcfError(f"{target} appeared while exporting; versions are never overwritten")
         try:
@@ -96,6 +115,22 @@ def export_run(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
+
+
+@contextmanager
+def _write_errors(tmp: Path, target: Path) -> Iterator[None]:
+    """What TensorFlow or the file system refused while the version was written in ``tmp``
+    (a full disk) as an :class:`NcfError` naming the version folder ``target`` instead."""
+    import tensorflow as tf
+
+    try:
+        yield
+    except tf.errors.OpError as exc:
+        raise library_write_error(target, exc.message) from None
+    except OSError as exc:
+        raise write_error(target, exc) from None
+    except NcfError as exc:  # ncf's own writes name the file, in the temporary folder
+        raise NcfError(str(exc).replace(str(tmp), str(target))) from None
 
 
 def _export_config(config: Config, overrides: list[str]) -> Config:

@@ -14,8 +14,9 @@ checkpoint file it names, recorded when that file was written. Before a phase re
    leading out of the folder is refused);
 4. each named file exists and its SHA-256 matches the recorded one.
 
-A ``state.json`` written before checksums existed (no ``sha256`` key at all) passes steps 2
-and 3 and the existence part of 4, with a warning. Anything else raises
+A ``state.json`` written before checksums existed (no ``sha256`` key and no checksums) passes
+steps 2 and 3 and the existence part of 4, with a warning; one whose ``sha256`` key alone was
+removed is refused. Anything else raises
 :class:`CorruptState`, whose message names the file and what is wrong with it.
 
 A finished run is sealed the same way: ``metrics.json`` carries its own checksum and, under
@@ -23,7 +24,10 @@ A finished run is sealed the same way: ``metrics.json`` carries its own checksum
 or baseline, the split, the vocabularies, the data statistics, the config; not the
 checkpoints, which have their own, nor the TensorBoard logs). :func:`verify_run` checks them
 before a finished run is used, so a damaged or replaced file is refused by name instead of
-being loaded (or failing deep inside Keras with a traceback).
+being loaded (or failing deep inside Keras with a traceback). A ``metrics.json`` that lost
+its ``sha256`` key but still records the files is refused; only one with neither (written
+before runs were sealed) is read, with a warning. A run without ``metrics.json`` is
+unfinished, and nothing of it is evaluated or exported (:class:`ncf.train.rundir.RunDir`).
 """
 
 from __future__ import annotations
@@ -64,11 +68,16 @@ def seal(payload: dict[str, Any]) -> dict[str, Any]:
     return {**payload, SEAL: hashlib.sha256(_canonical(payload)).hexdigest()}
 
 
+def seal_holds(payload: dict[str, Any]) -> bool:
+    """Whether ``payload`` carries its own checksum (:func:`seal`) and it matches."""
+    return payload.get(SEAL) == hashlib.sha256(_canonical(payload)).hexdigest()
+
+
 def verify_state(path: Path) -> dict[str, Any]:
     """The sealed payload of the state file at ``path`` once every check above passed."""
     payload = _read(path)
-    if SEAL in payload:
-        if payload[SEAL] != hashlib.sha256(_canonical(payload)).hexdigest():
+    if SEAL in payload or payload.get("checksums"):  # a seal removed leaves the checksums
+        if not seal_holds(payload):
             raise CorruptState(f"{path}: checksum mismatch: the file was changed or corrupted")
     else:
         log.warning(f"{path}: written before checkpoints carried checksums; not verified")
@@ -181,13 +190,13 @@ def verify_run(run: Path, payload: dict[str, Any]) -> None:
     """Refuse the finished run ``run`` (its ``metrics.json`` read as ``payload``) when that file
     or a file it records changed after the run finished."""
     path = run / "metrics.json"
-    if SEAL not in payload:
+    if SEAL not in payload and RUN_FILES not in payload:
         log.warning(f"{path}: written before runs were sealed; its files are not verified")
         return
-    if payload[SEAL] != hashlib.sha256(_canonical(payload)).hexdigest():
+    if not seal_holds(payload):
         raise CorruptState(
-            f"{path}: changed since the run finished (checksum mismatch), so its figures may "
-            "not be the run's; restore the file or train the run again"
+            f"{path}: changed since the run finished (its checksum is missing or does not "
+            "match), so its figures may not be the run's; restore the file or train the run again"
         )
     files = payload.get(RUN_FILES)
     if not isinstance(files, dict):

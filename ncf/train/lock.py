@@ -9,8 +9,8 @@ when the holder exits in any way, SIGKILL included, so a stale lock never blocks
 the ``.lock`` file stays (it holds the pid of its last holder). Where ``fcntl`` does not
 exist (Windows) runs are not locked.
 
-When the body fails, a run folder that this run created is removed again unless a
-checkpoint exists (``checkpoints/state.json``): a mistake found while preparing leaves
+When the body fails (or the lock file cannot be written: a full disk), a run folder that
+this run created is removed again unless a checkpoint exists (``checkpoints/state.json``): a mistake found while preparing leaves
 nothing behind, and a failure after the first checkpoint leaves a run that the same command
 resumes.
 """
@@ -26,7 +26,7 @@ from pathlib import Path
 
 from ncf.config import Config
 from ncf.errors import NcfError
-from ncf.io import write_error
+from ncf.io import make_folder, write_error
 
 try:
     import fcntl
@@ -44,8 +44,8 @@ def claim_run_dir(config: Config) -> Path:
 
     while True:
         path = new_run_dir(config)
+        make_folder(path.parent)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
             path.mkdir()
             return path
         except FileExistsError:
@@ -62,14 +62,17 @@ def guarded_run(path: Path, created: bool) -> Iterator[None]:
         path: the run folder.
         created: this run made ``path``: remove it if the body fails before a checkpoint.
     """
+    make_folder(path)
     try:
-        path.mkdir(parents=True, exist_ok=True)
         fd = os.open(path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
     except OSError as exc:
+        if created:
+            _remove(path)
         raise write_error(path / LOCK_FILE, exc) from None
     try:
         _lock(fd, path)
         try:
+            _write_pid(fd, path)
             yield
         except BaseException:
             if created and not (path / "checkpoints" / "state.json").exists():
@@ -90,8 +93,15 @@ def _lock(fd: int, path: Path) -> None:
             f"{path}: another ncf process (pid {holder}) is training this run; wait for it to "
             "finish or stop it, then run the command again to resume"
         ) from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+
+
+def _write_pid(fd: int, path: Path) -> None:
+    """The holder's pid into the lock file (a full disk: an error naming the file)."""
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    except OSError as exc:
+        raise write_error(path / LOCK_FILE, exc) from None
 
 
 def _remove(path: Path) -> None:

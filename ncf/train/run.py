@@ -13,7 +13,10 @@
 
 A run killed at any point is resumed by running the same command again (or
 ``ncf train --resume RUN``): training continues after the last completed epoch with the
-optimizer state, and draws the same negatives an uninterrupted run would.
+optimizer state, and draws the same negatives an uninterrupted run would. Run again after
+the run finished, the same command reports the finished run. A resume with a config other
+than the one the checkpoints were trained with is refused before anything is written,
+naming the keys that differ (:func:`ncf.train.rundir.config_changes`).
 
 Before anything is written the run refuses, with an :class:`~ncf.errors.NcfError`, a split
 without test cases (or without validation cases when validation is on) and a run whose
@@ -37,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from ncf.config import Config
+from ncf.config import Config, config_to_dict
 from ncf.data.dataset import Dataset, load_dataset
 from ncf.data.pairs import pair_keys
 from ncf.data.split import Split, check_cases
@@ -58,7 +61,13 @@ from ncf.train.fitted import Fitted
 from ncf.train.integrity import seal_run
 from ncf.train.lock import claim_run_dir, guarded_run
 from ncf.train.resources import check_memory
-from ncf.train.rundir import RunDir, find_resumable, write_run_inputs
+from ncf.train.rundir import (
+    RunDir,
+    config_changes,
+    find_resumable,
+    started_config,
+    write_run_inputs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +106,10 @@ def train(
             "system every worker can read, to every worker; ncf launch does)"
         )
     path = Path(run_dir) if run_dir else (find_resumable(config) if resume else None)
-    _refuse_finished(path)
+    finished = finished_run(path, config)  # the same command again: nothing to do
+    if finished is not None:
+        return finished
+    refuse_other_config(path, config)  # before anything is written
     strategy = make_strategy(cluster, config.train.distribute)  # before other TensorFlow ops
     if strategy is not None:
         check_batch(config.train.batch_size, int(strategy.num_replicas_in_sync))
@@ -112,7 +124,9 @@ def train(
     path = path or claim_run_dir(config)
     replication = Replication(cluster, strategy, path) if strategy is not None else None
     with guarded_run(path, created):
-        _refuse_finished(path)  # again, now that no other process can finish it
+        finished = finished_run(path, config)  # again, now that no other process can finish it
+        if finished is not None:
+            return finished
         return complete_run(
             config, dataset, path, monitor, verbose, extra_callbacks, evaluate_test, replication
         )
@@ -147,9 +161,37 @@ def _run_worker(
     return RunResult(path, {"worker": cluster.index, "workers": cluster.workers})
 
 
-def _refuse_finished(path: Path | None) -> None:
-    if path is not None and (path / "metrics.json").exists():
-        raise NcfError(f"{path} already holds a finished run; choose another --run-dir")
+def finished_run(path: Path | None, config: Config) -> RunResult | None:
+    """The finished run in ``path`` when it is this config's (the same command run again
+    reports it: a kill after ``metrics.json`` was written leaves nothing to do); None when
+    ``path`` holds no finished run. A finished run of another config is refused."""
+    if path is None or not (path / "metrics.json").exists():
+        return None
+    run = RunDir(path)
+    metrics = run.metrics()  # verified: the seal covers config.yaml
+    changes = config_changes(config_to_dict(run.config), config)
+    if changes:
+        raise NcfError(
+            f"{path} already holds a finished run of another config ({'; '.join(changes)}); "
+            "choose another --run-dir"
+        )
+    log.info(f"{path}: this run has finished already; nothing to do")
+    return RunResult(path, metrics)
+
+
+def refuse_other_config(path: Path | None, config: Config) -> None:
+    """Refuse to resume the checkpoints in ``path`` with a config other than the one they were
+    trained with, naming the keys that differ (nothing has been written yet)."""
+    if path is None or not (path / "checkpoints" / "state.json").exists():
+        return  # nothing to resume: the run starts from scratch with this config
+    changes = config_changes(started_config(path), config)
+    if changes:
+        raise NcfError(
+            f"{path}: its checkpoints were trained with another config, so they cannot be "
+            f"resumed with this one ({'; '.join(changes)}); resume with the run's own config "
+            f"(ncf train --resume {path}, with config.yaml as the run wrote it), or start a new "
+            "run in another --run-dir"
+        )
 
 
 def complete_run(
@@ -200,10 +242,8 @@ def complete_run(
 
 
 def resume_run(run: str | Path, verbose: int = 1) -> RunResult:
-    """Continue an interrupted run from its own saved config."""
+    """Continue an interrupted run from its own saved config (a finished one is reported)."""
     run_dir = RunDir(run)
-    if run_dir.complete:
-        raise NcfError(f"{run_dir.path}: this run already finished; nothing to resume")
     return train(run_dir.config, run_dir.path, verbose=verbose)
 
 

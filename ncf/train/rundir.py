@@ -4,7 +4,8 @@ Layout::
 
     RUN/
       config.yaml          resolved config (defaults < file < --set)
-      data.json            data statistics and the split fingerprint
+      data.json            data statistics, the split fingerprint and the resolved config the
+                           run started with (a resume must match both)
       split.npz            train / val / test indices and the sampled candidates
       vocab/users.txt      raw user ids, one per line (line number = index)
       vocab/items.txt      raw item ids
@@ -25,11 +26,17 @@ Every file is written atomically, so a crash never leaves a half-written one; a 
 complete exactly when ``metrics.json`` exists. Evaluation and export read nothing else.
 ``metrics.json`` records the SHA-256 of the files above (checkpoints and TensorBoard logs
 apart) and its own: :class:`RunDir` verifies them before it hands out any part of a finished
-run (``ncf.train.integrity.verify_run``).
+run (``ncf.train.integrity.verify_run``), and hands out nothing of an unfinished one.
+
+A run's checkpoints hold the weights of the model its config describes, so resuming them
+with another config cannot work (another ``model.embedding_dim``) or would mix two runs
+(another learning rate): :func:`config_changes` names what differs from the config the run
+started with, which ``data.json`` records (``config.yaml`` may have been edited since).
 """
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -41,7 +48,7 @@ from ncf.data.dataset import Dataset, data_stats
 from ncf.data.split import Split
 from ncf.data.vocab import Vocabulary
 from ncf.errors import NcfError
-from ncf.io import atomic_write_text, load_npz, read_json, save_npz, write_json
+from ncf.io import atomic_write_text, load_npz, plain, read_json, save_npz, write_json
 from ncf.registry import family
 from ncf.train.integrity import RUN_FILES, SEAL, CorruptState, verify_run
 
@@ -67,13 +74,51 @@ def find_resumable(config: Config) -> Path | None:
         if (path / "metrics.json").exists() or not (path / "checkpoints" / "state.json").exists():
             continue
         try:
-            if config_to_dict(load_config(path / "config.yaml", saved=True)) == config_to_dict(
-                config
-            ):
+            if not config_changes(started_config(path), config):
                 return path
         except NcfError:
             continue
     return None
+
+
+# Where a run lives and whether its memory is checked: no part of what it computes.
+NOT_COMPARED = ("run.dir", "run.name", "run.check_memory")
+
+
+def started_config(run: Path) -> dict[str, Any]:
+    """The resolved config the run in ``run`` started with, as ``data.json`` records it (a run
+    of an earlier version without that record: its ``config.yaml``)."""
+    info = run / "data.json"
+    recorded = read_json(info).get("config") if info.is_file() else None
+    if isinstance(recorded, dict):
+        return recorded
+    return config_to_dict(load_config(run / "config.yaml", saved=True))
+
+
+def config_changes(before: dict[str, Any], config: Config) -> list[str]:
+    """``"key: BEFORE -> NOW"`` for each key whose value in ``config`` differs from the
+    resolved config ``before`` (:data:`NOT_COMPARED` apart), in the order of the schema."""
+    old, new = _flat(before), _flat(plain(config_to_dict(config)))
+    keys = list(dict.fromkeys([*new, *old]))
+    return [
+        f"{key}: {_shown(old.get(key))} -> {_shown(new.get(key))}"
+        for key in keys
+        if key not in NOT_COMPARED and old.get(key) != new.get(key)
+    ]
+
+
+def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _shown(value: Any) -> str:
+    return "(unset)" if value is None else json.dumps(value)
 
 
 def write_run_inputs(run: Path, config: Config, dataset: Dataset) -> None:
@@ -98,7 +143,7 @@ def write_run_inputs(run: Path, config: Config, dataset: Dataset) -> None:
         write_json(run / "vocab" / "feature_encoders.json", inter.feature_encoders)
     dataset.split.save(run / "split.npz")
     info = {"fingerprint": dataset.split.fingerprint(), "stats": data_stats(dataset)}
-    write_json(run / "data.json", info)
+    write_json(run / "data.json", {**info, "config": config_to_dict(config)})
 
 
 def _or_empty(matrix: np.ndarray | None) -> np.ndarray:
@@ -130,9 +175,12 @@ class RunDir:
         self._verified = False
 
     def _checked(self) -> Path:
-        """The run's folder, once a finished run's files matched the checksums its
-        ``metrics.json`` records (verified once per RunDir); an unfinished run as it is."""
-        if not self._verified and self.complete:
+        """The run's folder, once its files matched the checksums its ``metrics.json`` records
+        (verified once per RunDir). An unfinished run is refused: nothing seals its files (a
+        model file in it may be another run's, or the run may be writing it)."""
+        if not self._verified:
+            if not self.complete:
+                raise NcfError(self._unfinished())
             try:
                 verify_run(self.path, read_json(self.path / "metrics.json"))
             except CorruptState as exc:
@@ -168,11 +216,13 @@ class RunDir:
     def data_info(self) -> dict[str, Any]:
         return read_json(self._checked() / "data.json")
 
+    def _unfinished(self) -> str:
+        return (
+            f"{self.path}: the run has not finished (no metrics.json), so none of its files is "
+            f"read; resume it with ncf train --resume {self.path}"
+        )
+
     def metrics(self) -> dict[str, Any]:
-        if not self.complete:
-            raise NcfError(
-                f"{self.path}: the run has not finished (no metrics.json); resume it with ncf train --resume"
-            )
         payload = read_json(self._checked() / "metrics.json")
         return {k: v for k, v in payload.items() if k not in (SEAL, RUN_FILES)}
 
