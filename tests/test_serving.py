@@ -253,7 +253,7 @@ TF_SERVING_TABLE = [
     (
         {"signature_name": "recommend", "inputs": {"user_id": [U], "k": 5}},
         400,
-        "reduction",
+        'input k must have shape [B], got a single value (write "k": [5])',
     ),  # scalar k
     (
         {"signature_name": "recommend", "instances": [{"user_id": U, "k": 2}], "inputs": {}},
@@ -330,7 +330,7 @@ TF_SERVING_TABLE = [
     (
         {"signature_name": "recommend", "inputs": {"user_id": [[U]], "k": [[1]]}},
         400,
-        "",
+        "must have shape [B], got [1, 1]",
     ),  # rank 2
     (
         {"signature_name": "recommend", "instances": [{"user_id": U, "k": 0}]},
@@ -340,9 +340,9 @@ TF_SERVING_TABLE = [
     (
         {"signature_name": "recommend", "inputs": {"user_id": [U, U2, U], "k": [1, 2]}},
         400,
-        "one per row",
+        "k must hold one value per row (3) or one for all rows; got 2",
     ),
-    ({"inputs": {"user_id": [U, U2], "item_id": [I]}}, 400, "must have the same length"),
+    ({"inputs": {"user_id": [U, U2], "item_id": [I]}}, 400, "must have one entry per row"),
     (b"", 400, "JSON Parse error: The document is empty"),
     (b"{not json", 400, "JSON Parse error"),
 ]

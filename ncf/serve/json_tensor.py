@@ -2,7 +2,8 @@
 JSON nesting (every list at one level the same length), the values must have the JSON type
 of the tensor's dtype (strings or ``{"b64": ...}`` for DT_STRING, whole numbers within range
 for integers, numbers that fit for floats, true/false for DT_BOOL). Errors are 400
-:class:`~ncf.serve.session.ServingError` s with TF Serving's wording; echoed JSON is cut to
+:class:`~ncf.serve.session.ServingError` s with TF Serving's wording (a string holding a lone
+surrogate, which JSON can escape but UTF-8 cannot hold, is one too); echoed JSON is cut to
 :data:`ECHO_CHARS` characters, and nesting deeper than :data:`MAX_RANK` is refused.
 """
 
@@ -79,7 +80,7 @@ def to_tensor(value: Any, dtype: np.dtype) -> np.ndarray:
         probe = probe[0]
     dtype = np.dtype(dtype)
     if len(shape) == 1 and _plain_vector(value, dtype):  # the common case, checked quickly
-        flat = value if dtype.kind != "O" else [v.encode("utf-8") for v in value]
+        flat = value if dtype.kind != "O" else [utf8(v) for v in value]
     else:
         flat = []
         _fill(value, 0, shape, dtype, flat)
@@ -122,7 +123,7 @@ def scalar(value: Any, dtype: np.dtype) -> Any:
     """One JSON scalar as a value of ``dtype`` (bytes for strings); type-checked."""
     if dtype.kind == "O":
         if type(value) is str:  # the common case first
-            return value.encode("utf-8")
+            return utf8(value)
         if isinstance(value, dict):
             if not is_b64(value):
                 raise bad(f"JSON Value: {echo(value)} not formatted correctly for base64 data")
@@ -150,6 +151,20 @@ def scalar(value: Any, dtype: np.dtype) -> Any:
         name = TYPE_NAMES[dtype]
         raise bad(f"Cannot convert JSON value: {echo(value)} to {name} without loss of precision.")
     return value
+
+
+def utf8(text: str) -> bytes:
+    """``text`` as UTF-8; a lone surrogate (JSON's ``"\\udfff"`` escape, which has no UTF-8
+    form) is the client's mistake: a 400 naming it."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        code = f"\\u{ord(text[exc.start]):04x}"
+        raise bad(
+            f"JSON Value: {echo(text)} is not valid Unicode text: it holds a lone surrogate "
+            f"({code}), which has no UTF-8 form; send UTF-8 text, or the bytes as "
+            '{"b64": "..."}'
+        ) from None
 
 
 def _mismatch(value: Any, dtype: np.dtype) -> ServingError:

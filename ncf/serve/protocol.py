@@ -8,15 +8,34 @@ the header block (431) have a maximum size, and a request's headers must arrive 
 app's (:mod:`ncf.serve.http`, which runs its server with this protocol; the limits are
 :class:`~ncf.serve.limits.Limits`). :func:`draining_server` is a uvicorn server that marks
 the app as draining (``/readyz`` 503) as soon as SIGTERM or SIGINT arrives.
+
+Draining answers every request whose bytes reached the server before it stopped listening,
+which uvicorn alone does not: under load the event loop reads a socket some time after its
+bytes arrive, and uvicorn's graceful stop closes every connection that is between two
+requests at once (and, closing the listening socket, resets connections the kernel accepted
+but the loop had not taken yet); those clients get a reset for a request they sent in time.
+Here the connections waiting in the listen queue are taken first, and a connection that
+holds bytes of its next request (parsed in part, or still unread in the socket) is kept
+until that request is answered, with ``connection: close``; an idle one closes at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import http
 import json
 import signal
+import socket
+import struct
 from typing import Any, Protocol
+
+try:
+    import fcntl
+    import termios
+except ImportError:  # pragma: no cover - Windows: connections between requests close at once
+    fcntl = termios = None  # type: ignore[assignment]
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -44,6 +63,7 @@ class JsonErrorsProtocol(HttpToolsProtocol):
         self._rejection: tuple[int, str] | None = None
         self._url_bytes = self._header_bytes = 0
         self._deadline: asyncio.TimerHandle | None = None
+        self._draining = self._partial = False  # partial: a request begun, headers not complete
 
     def connection_made(self, transport: Any) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -56,6 +76,7 @@ class JsonErrorsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._url_bytes = self._header_bytes = 0
+        self._partial = True
         self._arm()
 
     def on_url(self, url: bytes) -> None:
@@ -77,7 +98,21 @@ class JsonErrorsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._disarm()
+        self._partial = False
         super().on_headers_complete()
+        if self._draining and self.cycle is not None:
+            self.cycle.keep_alive = False  # answered, then closed
+
+    def shutdown(self) -> None:
+        """uvicorn's graceful stop of this connection, except that one holding bytes of its
+        next request keeps them: that request is answered, then the connection closes (the
+        rest of the request must arrive within the request timeout, as always)."""
+        self._draining = True
+        idle = self.cycle is None or self.cycle.response_complete
+        if idle and (self._partial or unread_bytes(self.transport) > 0):
+            self._arm()
+            return
+        super().shutdown()
 
     def send_400_response(self, msg: str) -> None:
         status, message = self._rejection or (400, f"bad request: {msg}")
@@ -111,10 +146,24 @@ class JsonErrorsProtocol(HttpToolsProtocol):
         self.send_400_response("")
 
 
+def unread_bytes(transport: Any) -> int:
+    """Bytes received on the transport's socket that the event loop has not read yet."""
+    sock = transport.get_extra_info("socket")
+    if sock is None or fcntl is None or termios is None:
+        return 0
+    try:
+        answer = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
+    except (OSError, ValueError):
+        return 0
+    return int(struct.unpack("i", answer)[0])
+
+
 def draining_server(config: uvicorn.Config, app: Drainable) -> uvicorn.Server:
-    """A uvicorn server that sets ``app.draining`` when asked to exit, and returns normally
-    after the graceful stop (uvicorn would raise the signal again, ending the process with
-    it; ``ncf serve`` instead says it stopped and exits 0). A second SIGINT forces the exit."""
+    """A uvicorn server that sets ``app.draining`` when asked to exit, takes the connections
+    waiting in the listen queue before it stops listening (module docstring), and returns
+    normally after the graceful stop (uvicorn would raise the signal again, ending the
+    process with it; ``ncf serve`` instead says it stopped and exits 0). A second SIGINT
+    forces the exit."""
 
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: Any) -> None:
@@ -123,4 +172,34 @@ def draining_server(config: uvicorn.Config, app: Drainable) -> uvicorn.Server:
                 self.force_exit = True
             self.should_exit = True
 
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            waiting = [conn for sock in sockets or [] for conn in _accept_waiting(sock)]
+            for server in self.servers:
+                server.close()  # no new connections from here on
+            loop = asyncio.get_running_loop()
+            protocol = functools.partial(
+                self.config.http_protocol_class,
+                config=self.config,
+                server_state=self.server_state,
+                app_state=self.lifespan.state,
+            )
+            for conn in waiting:
+                with contextlib.suppress(OSError):
+                    await loop.connect_accepted_socket(protocol, conn)
+            await super().shutdown(sockets)
+
     return Server(config)
+
+
+def _accept_waiting(sock: socket.socket) -> list[socket.socket]:
+    """The connections in ``sock``'s listen queue, accepted without waiting."""
+    found = []
+    try:
+        sock.setblocking(False)
+        while True:
+            conn, _ = sock.accept()
+            conn.setblocking(False)
+            found.append(conn)
+    except OSError:  # BlockingIOError: the queue is empty
+        pass
+    return found

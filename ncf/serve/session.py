@@ -4,9 +4,15 @@
 (the loader TF Serving and ``saved_model_cli run`` use) into a graph of its own and runs a
 signature by its SignatureDef: the request's named tensors are fed to the signature's input
 tensors, its output tensors fetched. Before running, the inputs are checked as TF Serving's
-``PreProcessPrediction`` checks them (same set of names, same message); the feeds' shapes are
-not checked against the signature, exactly as TF Serving does not. Errors keep TensorFlow's
-status code (:data:`HTTP_STATUS` maps it as TF Serving's REST server does) and message.
+``PreProcessPrediction`` checks them (same set of names, same message) and, beyond TF
+Serving, against the signature's shapes (:func:`check_shapes`): each input has its rank and
+fixed sizes, every input one entry per row (``k`` also one value for all rows), and ``k`` is
+at least 1. So a mistake is answered with the input and the shape it must have, not with
+the message of whichever graph op tripped over it (``Invalid reduction dimension``, ``In[0]
+is not a matrix``), and a nested list of another rank is refused rather than reshaped.
+Errors the graph still raises keep TensorFlow's status code (:data:`HTTP_STATUS` maps it as
+TF Serving's REST server does) and message, without the names of graph functions and nodes
+(:func:`plain_message`).
 
 Calls are thread-safe (``Session`` releases the GIL while it runs) and cheap: one
 ``CallableOptions`` callable per signature, built once.
@@ -14,6 +20,8 @@ Calls are thread-safe (``Session`` releases the GIL while it runs) and cheap: on
 
 from __future__ import annotations
 
+import json
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -85,11 +93,18 @@ class SessionModel:
 
         inputs, outputs, call = self._callable(name)
         check_input_names(set(feeds), set(inputs))
+        check_shapes(feeds, self.shapes(name))
         try:
             values = call(*[feeds[key] for key in inputs])
         except tf.errors.OpError as exc:
-            raise ServingError(HTTP_STATUS.get(exc.error_code, 500), exc.message) from None
+            status = HTTP_STATUS.get(exc.error_code, 500)
+            raise ServingError(status, plain_message(exc.message)) from None
         return dict(zip(outputs, values, strict=True))
+
+    def shapes(self, name: str) -> dict[str, list[int]]:
+        """Input name -> shape of signature ``name`` (-1: any size)."""
+        sig = self.signature_defs[name]
+        return {key: [d.size for d in info.tensor_shape.dim] for key, info in sig.inputs.items()}
 
     def _callable(self, name: str) -> tuple[list[str], list[str], Any]:
         found = self._callables.get(name)
@@ -143,3 +158,51 @@ def check_input_names(given: set[str], wanted: set[str]) -> None:
             f"input tensor alias not found in signature: {extra[0]}. "
             f"Inputs expected to be in the set {{{','.join(sorted(wanted))}}}.",
         )
+
+
+def check_shapes(feeds: dict[str, np.ndarray], shapes: dict[str, list[int]]) -> None:
+    """Refuse feeds that do not fit the signature's input ``shapes`` (module docstring)."""
+    for key, want in shapes.items():
+        got = list(feeds[key].shape)
+        if len(got) != len(want) or any(w not in (-1, g) for g, w in zip(got, want, strict=True)):
+            shown = _shape_text(got) if got else "a single value"
+            hint = f' (write "{key}": [{_scalar_text(feeds[key])}])' if not got else ""
+            raise ServingError(
+                400, f"input {key} must have shape {_shape_text(want, key)}, got {shown}{hint}"
+            )
+    rows = {key: feeds[key].shape[0] for key in shapes if key != "k"}
+    if len(set(rows.values())) > 1:
+        listing = ", ".join(f"{key} {n}" for key, n in sorted(rows.items()))
+        raise ServingError(
+            400, f"the inputs must have one entry per row, as many each; got {listing} rows"
+        )
+    k = feeds.get("k")
+    if k is not None and "k" in shapes:
+        batch = next(iter(rows.values()), k.size)
+        if k.size not in (1, batch):
+            raise ServingError(
+                400, f"k must hold one value per row ({batch}) or one for all rows; got {k.size}"
+            )
+        if k.size and int(k.min()) < 1:
+            raise ServingError(400, f"k must be at least 1; got {int(k.min())}")
+
+
+def _shape_text(dims: list[int], key: str = "") -> str:
+    names = iter(["B", "H" if key == "history" else "N", "M"])
+    return "[" + ", ".join(str(d) if d >= 0 else next(names) for d in dims) + "]"
+
+
+def _scalar_text(value: np.ndarray) -> str:
+    item = value.item()
+    text = item.decode("utf-8", "replace") if isinstance(item, bytes) else item
+    return json.dumps(text)[:40]
+
+
+def plain_message(message: str) -> str:
+    """A TensorFlow error message without graph function and node names: ``{{function_node
+    __inference_recommend_4006...}} assertion failed: [k must be at least 1]\\n\\t [[{{node
+    ...}}]]`` -> ``assertion failed: [k must be at least 1]``."""
+    text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", message)
+    text = re.sub(r"\s*\[\[\{\{node [^\]]*\]\]", "", text)
+    text = re.sub(r"\s*\[Op:\w+\]", "", text)
+    return " ".join(text.split()) or "the model could not run this request"
