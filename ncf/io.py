@@ -131,7 +131,7 @@ def write_together(files: Mapping[Path, bytes]) -> None:
     written: dict[Path, Path] = {}
     try:
         for path, data in files.items():
-            written[path] = _written_temporary(path, lambda fh, d=data: fh.write(d), True)
+            written[path] = _written_temporary(path, _writer(data), True)
         for path, tmp in written.items():
             try:
                 os.replace(tmp, path)
@@ -140,6 +140,10 @@ def write_together(files: Mapping[Path, bytes]) -> None:
     finally:
         for tmp in written.values():
             _discard(tmp)
+
+
+def _writer(data: bytes) -> Callable[[IO[Any]], object]:
+    return lambda fh: fh.write(data)
 
 
 def _written_temporary(path: Path, write: Callable[[IO[Any]], object], binary: bool) -> Path:

@@ -29,6 +29,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_recommend(args: argparse.Namespace) -> int:
     from ncf.serve.client import Export, format_ranked, ranked_json
 
+    _check_id("--user", args.user)
     if args.explain and args.user is None:
         raise NcfError("--explain goes with --user ID (the user's own items are the reasons)")
     if args.new_items is not None and args.user is None:
@@ -86,6 +87,7 @@ def _recommend_many(args: argparse.Namespace) -> int:
 def cmd_similar(args: argparse.Namespace) -> int:
     from ncf.serve.client import Export, format_ranked, ranked_json
 
+    _check_id("--item", args.item)
     ranked = Export(args.export_dir).similar([args.item], args.k)[0]
     meaning = "similarity (cosine)"
     if args.json:
@@ -93,6 +95,15 @@ def cmd_similar(args: argparse.Namespace) -> int:
     else:
         print(format_ranked(ranked, "item", meaning))
     return 0
+
+
+def _check_id(flag: str, value: str | None) -> None:
+    """An empty id is never in an export: the data readers refuse empty ids."""
+    if value is not None and not value.strip():
+        raise NcfError(
+            f"{flag} {value!r}: an empty id; ids are never empty (the data readers refuse "
+            "them), so give one as it is written in the data"
+        )
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

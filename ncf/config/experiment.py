@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from ncf import registry
 from ncf.config.data import DataConfig
@@ -67,14 +67,41 @@ class ExportConfig(Section):
 
 
 class RunConfig(Section):
-    seed: int = Field(42, ge=0, description="the one seed: split, negatives, candidates, weights")
+    seed: int = Field(
+        42,
+        ge=0,
+        le=2**32 - 1,
+        description="the one seed: split, negatives, candidates, weights (0 to 2**32 - 1)",
+    )
     dir: str = Field("runs", description="parent folder of run directories")
-    name: str | None = Field(None, description="run name (default: the config file's stem)")
+    name: str | None = Field(
+        None,
+        description="run name (default: the config file's stem): a plain folder name, the "
+        "runs go in <run.dir>/<run.name>/",
+    )
     check_memory: bool = Field(
         True,
         description="refuse to start when the estimated memory (model, optimizer state and "
         "data; docs/notes-issue-13.md) exceeds the memory available",
     )
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, name: str | None) -> str | None:
+        """A run name is one folder name: no path, so its runs stay inside ``run.dir``."""
+        if name is None:
+            return name
+        if (
+            name.strip() in ("", ".", "..")
+            or any(c in name for c in "/\\")
+            or not name.isprintable()
+        ):
+            raise ValueError(
+                f"{name!r} is not a plain name: a run name becomes one folder inside run.dir, "
+                "so it cannot be empty, '.' or '..', or hold a / or \\ or a control character; "
+                "set run.dir to choose where runs go"
+            )
+        return name
 
 
 class Config(Section):

@@ -3,8 +3,9 @@
 Precedence is defaults < YAML file < ``--set a.b=value``. Override values are parsed with
 ``yaml.safe_load`` (a scalar or a flow list such as ``[64,32]``), never ``eval``.
 
-What is refused, with one line naming the file, line or key: a key given twice in one
-mapping (YAML would silently keep the last), nesting deeper than :data:`MAX_DEPTH` levels or
+What is refused, with one line naming the file, line or key: an empty file (no YAML
+document: a config that would silently mean every default; ``{}`` says so on purpose), a
+key given twice in one mapping (YAML would silently keep the last), nesting deeper than :data:`MAX_DEPTH` levels or
 more than :data:`MAX_NODES` values (aliases counted as expanded), and every schema error
 (:mod:`ncf.schema`). The resolved config is what a run saves (``config.yaml`` in the run
 directory); loading that file gives back an equal object.
@@ -159,8 +160,14 @@ def read_yaml(path: str | os.PathLike[str], what: str = "config file") -> dict[s
                 f" ({context} that starts at line {start.line + 1}, column {start.column + 1})"
             )
         raise ConfigError(f"{path}: {where}malformed YAML: {problem}") from None
-    if raw is None:
-        return {}
+    if raw is None:  # no YAML document at all: an empty file, or only comments
+        if what != "config file":
+            raise ConfigError(f"{path}: the {what} is empty; write the keys to set")
+        raise ConfigError(
+            f"{path}: the config file is empty, so every setting would be a default without a "
+            "word; write the keys to set (configs/README.md lists them), or {} to train the "
+            "defaults on purpose"
+        )
     if not isinstance(raw, dict):
         raise ConfigError(
             f"{path}: the top level must be a mapping with sections data, model, train, eval, export, run"

@@ -8,6 +8,10 @@ from pydantic import Field
 
 from ncf.schema import Section
 
+# A step's batch is one tensor dimension, and the input pipeline holds 64 of them at once:
+# past a million examples a step, a batch is a typo (and past 2**31 not a shape at all).
+MAX_BATCH = 2**20
+
 
 class EarlyStoppingConfig(Section):
     metric: str = Field(
@@ -43,7 +47,9 @@ class TrainConfig(Section):
     """The optimisation: loss, negatives, optimiser, schedule, early stopping."""
 
     epochs: int = Field(20, gt=0, description="maximum number of epochs")
-    batch_size: int = Field(256, gt=0, description="training examples per step")
+    batch_size: int = Field(
+        256, gt=0, le=MAX_BATCH, description="training examples per step (at most 2**20)"
+    )
     loss: Literal["bce", "bpr", "softmax", "sampled_softmax"] = Field(
         "bce",
         description="bce: pointwise log loss on sampled negatives; bpr: pairwise; softmax: "

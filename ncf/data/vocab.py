@@ -9,14 +9,17 @@ directly at export time.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ncf.errors import DataError, NcfError
+from ncf.errors import DataError, NcfError, shown
 from ncf.io import atomic_write_text
+
+_CONTROL = re.compile("[\n\r\x00]")  # an id is one line of a text file, and NUL-free
 
 
 @dataclass(frozen=True)
@@ -30,7 +33,10 @@ class Vocabulary:
         if not self._index:
             self._index.update({raw: i for i, raw in enumerate(self.ids.tolist())})
         if len(self._index) != len(self.ids):
-            raise DataError("vocabulary ids must be unique")
+            raise DataError(
+                "vocabulary ids must be unique (numpy reads an id ending in NUL characters as "
+                "the same id without them)"
+            )
 
     @classmethod
     def from_values(cls, values: np.ndarray) -> tuple[Vocabulary, np.ndarray]:
@@ -54,9 +60,12 @@ class Vocabulary:
 
     @classmethod
     def _checked(cls, ids: np.ndarray) -> Vocabulary:
-        bad = [u for u in ids[: min(len(ids), 100_000)] if "\n" in u or "\r" in u]
+        bad = [u for u in ids[: min(len(ids), 100_000)] if _CONTROL.search(u)]
         if bad:
-            raise DataError(f"id {bad[0]!r} contains a line break; ids must be single-line strings")
+            raise DataError(
+                f"id {shown(bad[0])} contains a line break or a NUL character; ids must be "
+                "single-line text"
+            )
         return cls(ids.astype(object))
 
     def __len__(self) -> int:

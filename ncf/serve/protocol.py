@@ -177,8 +177,9 @@ def draining_server(config: uvicorn.Config, app: Drainable) -> uvicorn.Server:
             for server in self.servers:
                 server.close()  # no new connections from here on
             loop = asyncio.get_running_loop()
+            protocol_class: Any = self.config.http_protocol_class  # what uvicorn's startup uses
             protocol = functools.partial(
-                self.config.http_protocol_class,
+                protocol_class,
                 config=self.config,
                 server_state=self.server_state,
                 app_state=self.lifespan.state,

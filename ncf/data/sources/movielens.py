@@ -34,6 +34,7 @@ import pandas as pd
 
 from ncf.config import DataConfig
 from ncf.data.interactions import RawData
+from ncf.data.sources.fields import check_field_counts, check_width
 from ncf.data.sources.tabular import read_delimited, read_table
 from ncf.data.sources.tfds_source import TFDS_NAMES, load_tfds
 from ncf.errors import DataError
@@ -176,7 +177,11 @@ def _read_csv_layout(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame | None, N
 
 
 def _info_table(path: Path, sep: str, fields: int) -> pd.DataFrame:
-    """A headerless latin-1 info file, every field text; the field count is checked."""
+    """A headerless latin-1 info file, every field text; the field count of every line is
+    checked (pandas would read a line of fewer fields as an entry of its own)."""
+    advice = "is this an unmodified MovieLens file?"
+    check_width(path, sep)
+    check_field_counts(path, sep, False, "latin-1", csv.QUOTE_NONE, advice)
     raw = read_table(path, sep, "latin-1", header=None, dtype=str, quoting=csv.QUOTE_NONE)
     if raw.shape[1] != fields:
         raise DataError(

@@ -34,9 +34,9 @@ import pyarrow as pa
 
 from ncf.config import DataConfig
 from ncf.data.interactions import RawData
-from ncf.data.sources.fields import check_field_counts
+from ncf.data.sources.fields import check_field_counts, check_width
 from ncf.data.sources.values import MAX_TIMESTAMP, numbers, timestamps
-from ncf.errors import DataError
+from ncf.errors import DataError, shown
 
 KEYS = ("user", "item", "rating", "timestamp")
 _UNIT_SEP = "\x1f"  # stands in for multi-character separators, so pandas' C engine can read them
@@ -59,8 +59,10 @@ def read_parquet_source(config: DataConfig) -> RawData:
 
     path = require_file(config.path, "a Parquet file of interactions")
     try:
-        names: list[str | int] = list(pq.read_schema(path).names)
+        schema = pq.read_schema(path)
+        names: list[str | int] = list(schema.names)
         labels = _resolve_columns(config.columns.model_dump(), names, path, header=True)
+        _check_flat(schema, labels, path)
         raw = pd.read_parquet(path, columns=list(dict.fromkeys(str(v) for v in labels.values())))
     except (OSError, pa.ArrowException) as exc:
         raise DataError(
@@ -69,6 +71,23 @@ def read_parquet_source(config: DataConfig) -> RawData:
     table = {key: raw[label] for key, label in labels.items()}
     frame = _normalise(table, path, lambda row: f"{path} row {row + 1}")
     return RawData(frame=frame, description=f"{path} (parquet)")
+
+
+def _check_flat(schema: pa.Schema, labels: dict[str, str | int], path: Path) -> None:
+    """Refuse a configured Parquet column of lists, structs or maps: one value per row only."""
+    wanted = {
+        "user": "user id (text or a whole number)",
+        "item": "item id (text or a whole number)",
+        "rating": "rating (a number)",
+        "timestamp": "timestamp (a number or a datetime)",
+    }
+    for key, label in labels.items():
+        kind = schema.field(str(label)).type
+        if pa.types.is_nested(kind):
+            raise DataError(
+                f"{path}: column {label!r} (data.columns.{key}) holds {kind} values, but each "
+                f"row needs one {wanted[key]}; point data.columns.{key} at such a column"
+            )
 
 
 def require_file(path: str | Path | None, what: str) -> Path:
@@ -104,6 +123,7 @@ def read_delimited(
     sep = "\t" if sep == "\\t" else sep
     if not sep:
         raise DataError(f"{path}: data.separator is empty; use ',' or '\\t'")
+    check_width(path, sep)  # before pandas parses the header: millions of columns take minutes
     names = _header_names(path, sep, header, encoding)
     labels = _resolve_columns(columns, names, path, header, hint)
     check_field_counts(path, sep, header, encoding, quoting)
@@ -111,8 +131,8 @@ def read_delimited(
         table = _read_fast(path, sep, header, labels, encoding, integer_ids, quoting)
     except (ValueError, OverflowError):
         table = None  # a malformed value: the slow path below finds and names it
-    if table is not None and _is_clean(table):
-        return _normalise(table, path, lambda row: f"{path} row {row + 1}")
+    if table is not None and _is_clean(table):  # an id can still hold a NUL: name its line
+        return _normalise(table, path, _line_locator(path, header))
     raw = _read(path, sep, header, dict.fromkeys(labels.values(), str), encoding, quoting)
     table = {key: raw[label] for key, label in labels.items()}
     return _normalise(table, path, _line_locator(path, header))
@@ -254,7 +274,16 @@ def _ids(column: pd.Series, key: str, where: Callable[[int], str]) -> pd.Series:
     if empty.any():
         row = int(np.argmax(empty))
         raise DataError(f"{where(row)}: the {key} id is empty; every row needs a {key}")
-    return text.reset_index(drop=True)
+    text = text.reset_index(drop=True)
+    for value in pd.unique(text):  # distinct ids only: far fewer than rows
+        if "\x00" in value or "\n" in value or "\r" in value:
+            what = "a NUL character" if "\x00" in value else "a line break"
+            row = int(np.flatnonzero((text == value).to_numpy())[0])
+            raise DataError(
+                f"{where(row)}: the {key} id {shown(value)} holds {what}; an id is one line of "
+                "text without NUL characters (the run keeps its ids one per line)"
+            )
+    return text
 
 
 def _line_locator(path: Path, header: bool) -> Callable[[int], str]:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from ncf.errors import DataError
+from ncf.errors import DataError, shown
 
 MAX_TIMESTAMP = 2**53  # float64 holds every integer up to here exactly
 
@@ -25,7 +25,7 @@ def numbers(column: pd.Series, key: str, where: Callable[[int], str]) -> np.ndar
     bad = ~np.isfinite(values)
     if bad.any():
         row = int(np.argmax(bad))
-        raise DataError(f"{where(row)}: {key} {column.iloc[row]!r} is not a number")
+        raise DataError(f"{where(row)}: {key} {shown(column.iloc[row])} is not a number")
     return values
 
 
@@ -42,7 +42,7 @@ def timestamps(column: pd.Series, where: Callable[[int], str]) -> np.ndarray:
     if np.isfinite(parsed[0]) or dates.isna().all():
         row = int(np.argmax(~np.isfinite(parsed) if np.isfinite(parsed[0]) else dates.isna()))
         raise DataError(
-            f"{where(row)}: timestamp {column.iloc[row]!r} is not a number "
+            f"{where(row)}: timestamp {shown(column.iloc[row])} is not a number "
             f"(unix seconds) or an ISO 8601 datetime"
         )
     return _unix_seconds(dates, where)
@@ -54,7 +54,7 @@ def _in_range(values: np.ndarray, column: pd.Series, where: Callable[[int], str]
     if outside.any():
         row = int(np.argmax(outside))
         raise DataError(
-            f"{where(row)}: timestamp {column.iloc[row]!r} is out of range: use unix seconds "
+            f"{where(row)}: timestamp {shown(column.iloc[row])} is out of range: use unix seconds "
             "(milliseconds or microseconds work too; the limit is ±2**53)"
         )
     return values.astype(np.int64)
