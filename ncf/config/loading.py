@@ -3,8 +3,8 @@
 Precedence is defaults < YAML file < ``--set a.b=value``. Override values are parsed with
 ``yaml.safe_load`` (a scalar or a flow list such as ``[64,32]``), never ``eval``.
 
-What is refused, with one line naming the file, line or key: an empty file (no YAML
-document: a config that would silently mean every default; ``{}`` says so on purpose), a
+What is refused, with one line naming the file, line or key: an empty config file without
+``--set`` overrides (it would silently mean every default; ``{}`` says so on purpose), a
 key given twice in one mapping (YAML would silently keep the last), nesting deeper than :data:`MAX_DEPTH` levels or
 more than :data:`MAX_NODES` values (aliases counted as expanded), and every schema error
 (:mod:`ncf.schema`). The resolved config is what a run saves (``config.yaml`` in the run
@@ -136,9 +136,12 @@ def _deep_copy(raw: dict[str, Any]) -> dict[str, Any]:
     return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in raw.items()}
 
 
-def read_yaml(path: str | os.PathLike[str], what: str = "config file") -> dict[str, Any]:
+def read_yaml(
+    path: str | os.PathLike[str], what: str = "config file", allow_empty: bool = True
+) -> dict[str, Any]:
     """Read a YAML mapping, turning every failure into a ConfigError that names the file and line
-    (``what`` the file is: "config file", "search-space file")."""
+    (``what`` the file is: "config file", "search-space file"). An empty file (no YAML
+    document) reads as ``{}``, or is refused unless ``allow_empty``."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -161,12 +164,12 @@ def read_yaml(path: str | os.PathLike[str], what: str = "config file") -> dict[s
             )
         raise ConfigError(f"{path}: {where}malformed YAML: {problem}") from None
     if raw is None:  # no YAML document at all: an empty file, or only comments
-        if what != "config file":
-            raise ConfigError(f"{path}: the {what} is empty; write the keys to set")
+        if allow_empty:
+            return {}
         raise ConfigError(
-            f"{path}: the config file is empty, so every setting would be a default without a "
-            "word; write the keys to set (configs/README.md lists them), or {} to train the "
-            "defaults on purpose"
+            f"{path}: the {what} is empty, so every setting would be a default without a "
+            "word; write the keys to set (configs/README.md lists them), give them with --set, "
+            "or write {} to train the defaults on purpose"
         )
     if not isinstance(raw, dict):
         raise ConfigError(
@@ -189,7 +192,7 @@ def load_config(
     """Load ``path``, apply ``--set`` overrides and validate. Fills ``run.name`` from the file
     stem. Keys that moved into a family's section are read where they live now, with a
     warning unless the file is a run's own saved config (``saved``)."""
-    raw = apply_overrides(read_yaml(path), overrides or [])
+    raw = apply_overrides(read_yaml(path, allow_empty=bool(overrides)), overrides or [])
     model = raw.get("model")
     if not saved and isinstance(model, dict) and legacy_keys(model):
         moved = ", ".join(f"model.{key}" for key in legacy_keys(model))

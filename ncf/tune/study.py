@@ -271,7 +271,7 @@ def _setup(
 ) -> _Setup:
     """Read and check the config and the search space before any study is opened."""
     source = str(config_path) + (" (with --set overrides)" if overrides else "")
-    raw = apply_overrides(read_yaml(config_path), overrides or [])
+    raw = apply_overrides(read_yaml(config_path, allow_empty=bool(overrides)), overrides or [])
     raw.setdefault("run", {})
     if isinstance(raw["run"], dict) and raw["run"].get("name") is None:
         raw["run"]["name"] = Path(config_path).stem
