@@ -1,4 +1,5 @@
-"""Running ``ncf`` as a user does: a fresh process, its exit status and what it printed."""
+"""Running ``ncf`` as a user does: a fresh process, its exit status and what it printed; and
+the two finished tiny runs (and an export) that issue 24's tests replay their cases on."""
 
 from __future__ import annotations
 
@@ -39,3 +40,24 @@ def snapshot(folder: Path) -> dict[str, str]:
         for path in sorted(folder.rglob("*"))
         if path.is_file()
     }
+
+
+# A tiny neural run with checkpoints: the quickstart shrunk (conftest.TINY), two epochs.
+RUN_SETS = ["train.epochs=2", "train.histograms=false", "eval.protocols=[sampled]"]
+
+
+def two_runs(folder: Path) -> Path:
+    """``folder/B`` (embedding_dim 8; trained as ``ncf train QUICKSTART --run-dir B --set
+    run.dir=folder/runs`` with TINY and :data:`RUN_SETS`), ``folder/other`` (embedding_dim 4)
+    and ``folder/exports/1``, an export of B. Returns ``folder``."""
+    from conftest import QUICKSTART, TINY
+
+    from ncf.config import load_config
+    from ncf.serve.export import export_run
+    from ncf.train import train
+
+    for name, extra in (("B", []), ("other", ["model.embedding_dim=4"])):
+        config = load_config(QUICKSTART, [f"run.dir={folder / 'runs'}", *TINY, *RUN_SETS, *extra])
+        train(config, run_dir=folder / name, verbose=0)
+    export_run(folder / "B", folder / "exports")
+    return folder

@@ -22,28 +22,20 @@ import shutil
 from pathlib import Path
 
 import pytest
-from commands import ncf, refusal, snapshot
-from conftest import QUICKSTART, TINY, set_args
+from commands import RUN_SETS, ncf, refusal, snapshot, two_runs
+from conftest import QUICKSTART, TINY, build_once, set_args
 
-from ncf.config import load_config
 from ncf.errors import NcfError
-from ncf.serve.export import export_run
-from ncf.train import train
 
-SETS = [*TINY, "train.epochs=2", "train.histograms=false", "eval.protocols=[sampled]"]
+SETS = [*TINY, *RUN_SETS]
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> dict[str, Path]:
+def runs(shared_dir) -> dict[str, Path]:
     """``B``, trained by the command of :func:`_train_args` (embedding_dim 8), ``other`` with
-    embedding_dim 4, and an export of ``B``."""
-    tmp = tmp_path_factory.mktemp("integrity")
-    found = {}
-    for name, extra in (("B", []), ("other", ["model.embedding_dim=4"])):
-        config = load_config(QUICKSTART, [f"run.dir={tmp / 'runs'}", *SETS, *extra])
-        found[name] = train(config, run_dir=tmp / name, verbose=0).run_dir
-    found["export"] = export_run(found["B"], tmp / "exports")
-    return found
+    embedding_dim 4, and ``export``, an export of ``B`` (:func:`commands.two_runs`)."""
+    folder = build_once(shared_dir, "issue24-runs", two_runs)
+    return {"B": folder / "B", "other": folder / "other", "export": folder / "exports" / "1"}
 
 
 def _train_args(run: Path, *extra: str) -> list[str]:
