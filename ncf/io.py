@@ -9,7 +9,10 @@ Files and folders are created with the permissions the process umask gives (``06
 ``0777 & ~umask``), the same as Keras, TensorBoard and any other tool would. A write that the
 operating system refuses (disk full, permission denied, read-only file system) is an
 :class:`NcfError` naming the path and the errno; the temporary file is removed and the
-target keeps its previous content, so the command can simply be run again once fixed.
+target keeps its previous content, so the command can simply be run again once fixed. A
+file standing where a folder must be is named as such (:func:`file_in_the_way`).
+:func:`write_together` writes several files all or none (a report of three files);
+:func:`folder_for` removes the output folders a failed command created.
 Reading a JSON or ``.npz`` file that is missing, truncated or corrupt is an :class:`NcfError`
 naming the file, too.
 """
