@@ -86,7 +86,7 @@ def assert_same_as_a_fresh_fit(source: RunDir, derived: RunDir, model) -> None:
     config = source.config.model
     fresh = ItemKNN.fit(
         split.num_users, split.num_items, split.train_user, split.train_item,
-        neighbours=config.neighbours, shrinkage=config.shrinkage,
+        neighbours=config.knn.neighbours, shrinkage=config.knn.shrinkage,
     )  # fmt: skip
     np.testing.assert_allclose(model.similarity.toarray(), fresh.similarity.toarray(), rtol=1e-6)
     assert (model.interactions != fresh.interactions).nnz == 0
