@@ -253,8 +253,8 @@ def test_killed_worker_is_restarted_and_the_job_completes(one_process, tmp_path)
     )
     output_lines = cast(IO[str], proc.stdout)  # stdout=PIPE: always a pipe
     lines, victim = [], None
-    deadline = time.monotonic() + 120
-    watchdog = threading.Timer(130, proc.kill)  # a launch that hangs silently ends the loop too
+    deadline = time.monotonic() + 400  # two restarts of two workers: minutes on a loaded machine
+    watchdog = threading.Timer(410, proc.kill)  # a launch that hangs silently ends the loop too
     watchdog.start()
     try:
         for line in output_lines:

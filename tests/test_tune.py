@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
 import optuna
 import pytest
@@ -171,7 +172,10 @@ def test_timeout_stops_the_search(tmp_path):
 
 class FakeTrial:
     def __init__(self, prune: bool) -> None:
-        self.prune, self.reports = prune, []
+        self.prune, self.reports, self.user_attrs = prune, [], {}
+
+    def set_user_attr(self, key, value):
+        self.user_attrs[key] = value
 
     def report(self, value, step):
         self.reports.append((step, value))
@@ -191,10 +195,12 @@ def test_pruning_callback_reports_validation_and_prunes():
         PruneOnValidation(FakeTrial(True), "val/sampled/NDCG@10", None).on_epoch_end(
             2, {"val/sampled/NDCG@10": 0.1}
         )
-    with pytest.raises(optuna.TrialPruned, match="timeout"):
-        PruneOnValidation(FakeTrial(False), "val/sampled/NDCG@10", time.time() - 1).on_epoch_end(
-            0, {}
-        )
+    # past its deadline a trial is not pruned: its run ends as early stopping would
+    late = PruneOnValidation(FakeTrial(False), "val/sampled/NDCG@10", time.time() - 1)
+    late.set_model(keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)]))
+    late.on_epoch_end(0, {"val/sampled/NDCG@10": 0.3})
+    assert late.model.stop_training and late.model.stop_reason == "time budget"
+    assert late.trial.user_attrs["note"] == "stopped after epoch 1: time budget"
 
 
 def _tune_command(tmp_path: Path, space: Path) -> list[str]:
