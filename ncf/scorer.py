@@ -128,8 +128,10 @@ class KerasModel:
 
 @dataclass(frozen=True)
 class PooledHistory:
-    """A Keras ``HistoryModel``: users are pooled from their latest items (a table in the
-    model), so any list of items is a user; similar items are the nearest output embeddings."""
+    """A Keras model that reads a user from their latest items (``HistoryModel``,
+    ``SequenceModel``: a table in the model, ``history_length`` items each, most recent
+    first), so any list of items is a user (``score_histories``); similar items are the
+    nearest output embeddings (``item_embeddings``)."""
 
     model: Any
 

@@ -1,4 +1,5 @@
-"""The servable of a Keras ``HistoryModel`` (:class:`~ncf.scorer.PooledHistory`)."""
+"""The servable of a model that reads a user from their latest items (``HistoryModel``,
+``SequenceModel``: :class:`~ncf.scorer.PooledHistory`)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ from ncf.serve.servables.base import Servable
 
 
 class PooledHistoryServable(Servable):
-    """A Keras ``HistoryModel`` (:class:`~ncf.scorer.PooledHistory`): a known user is their
-    row of the model's history table; ``recommend_from_history`` pools the given items the
-    same way (natively: no fold-in), the list read oldest first, so its last ``L`` items
+    """A model that reads users from their latest items (:class:`~ncf.scorer.PooledHistory`):
+    a known user is their row of the model's history table; ``recommend_from_history`` reads
+    the given items the same way (natively: no fold-in), the list read oldest first, so its last ``L`` items
     are the history, the last one the most recent. Similarity and explanations are cosines
     of the item output embeddings."""
 
