@@ -30,6 +30,7 @@ MODULES = {
     "neumf": "ncf.families.towers",
     "history": "ncf.families.history",
     "sequence": "ncf.families.sequence",
+    "vae": "ncf.families.vae",
     "itemknn": "ncf.baselines.knn",
     "userknn": "ncf.baselines.knn",
     "popularity": "ncf.baselines.popularity",
@@ -41,7 +42,7 @@ MODULES = {
 
 # model.type auto: ncf tune chooses the family among these (ncf.tune.joint), or --models.
 AUTO = "auto"
-AUTO_MODELS = ("history", "sequence", "ease", "ials", "itemknn")
+AUTO_MODELS = ("history", "sequence", "vae", "ease", "ials", "itemknn")
 
 
 def names() -> tuple[str, ...]:

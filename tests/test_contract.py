@@ -148,6 +148,16 @@ CONTRACT: dict[str, tuple[dict[str, Any], int, int]] = {
         300,  # a step an epoch: 12 windows
         2,
     ),
+    "vae": (
+        {"type": "vae", "embedding_dim": 8, "vae": {"hidden": 16, "anneal_steps": 50}},
+        150,  # a step an epoch: 12 users
+        2,
+    ),
+    "vae-ease": (
+        {"type": "vae", "embedding_dim": 8, "vae": {"hidden": 16, "beta": 0.0, "ease_l2": 1.0}},
+        150,
+        2,
+    ),
     "history-sampled": (
         {
             "type": "history",

@@ -39,10 +39,10 @@ def _peak_bytes(argv: list[str]) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["history", "ease"])
+@pytest.mark.parametrize("kind", ["history", "vae", "ease"])
 def test_the_estimate_is_within_twice_the_measured_peak(kind, tmp_path):
     overrides = [f"run.dir={tmp_path}", *TINY, f"model.type={kind}", "train.epochs=2"]
-    if kind == "history":
+    if kind in ("history", "vae"):
         overrides.append("train.loss=softmax")
     argv = ["train", str(QUICKSTART), *[a for o in overrides for a in ("--set", o)]]
     peak = _peak_bytes(argv)
@@ -70,3 +70,19 @@ def test_neural_parameter_counts_equal_keras(kind):
             dataset.split.num_users * config.model.history.length + dataset.split.num_items
         ) * 4
     assert parts["model"][0] == trainable * adam + tables
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [[], ["model.vae.beta=0"], ["model.vae.decoder_hidden=false", "model.vae.ease_l2=10"]],
+)
+def test_vae_parameter_count_equals_keras(settings):
+    from ncf.families.vae import parameter_count
+    from ncf.train.neural import build_for
+
+    overrides = [*TINY, "model.type=vae", "train.loss=softmax", "model.vae.hidden=12", *settings]
+    config = load_config(QUICKSTART, overrides)
+    dataset = load_dataset(config)
+    model = build_for(config, dataset)
+    trainable = sum(int(w.numpy().size) for w in model.trainable_weights)
+    assert parameter_count(config.model, dataset.split.num_items) == trainable
