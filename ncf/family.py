@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
 # Memory parts: name -> (bytes, the config key that changes it most).
 MemoryParts = dict[str, tuple[int, str]]
+# A family's calibrate: (model, measure, chosen or None) -> chosen (see Family).
+Calibrate = Callable[[Any, Callable[[], float], "dict[str, float] | None"], "dict[str, float]"]
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,11 @@ class Family:
         prepare: neural: ``(model, config, dataset, split) -> TrainingStream``: gives the
             model what it reads from the data it fits on (history tables) and returns the
             phase's batches (:mod:`ncf.data.pipeline`).
+        calibrate: neural, optional: ``(model, measure, chosen) -> chosen``, settings of a
+            trained model fixed on validation after the selection phase (the vae family's
+            blend with EASE): it tries them, ``measure()`` giving the monitored validation
+            metric of the model as it stands, leaves the model at the best and returns
+            ``{name: value}``; given ``chosen`` (a fresh refit's model) it applies them.
         memory: ``(config, dataset) -> {part: (bytes, key)}``, the model's part of the
             memory estimate (:mod:`ncf.train.resources` adds the data's).
         note: ``(config, dataset) -> str | None``, a warning worth printing before training
@@ -163,6 +170,7 @@ class Family:
     fit: Callable[[Any, Split, FitInputs], Any] | None = None
     build: Callable[[Config, Dataset], Any] | None = None
     prepare: Callable[[Any, Config, Dataset, Split], Any] | None = None
+    calibrate: Calibrate | None = None
     memory: Callable[[Config, Dataset], MemoryParts] = _no_memory
     note: Callable[[Config, Dataset], str | None] = _no_note
     reads_features: Callable[[Any, str], bool] = _no_features

@@ -3,6 +3,12 @@
     NCF_DATA_DIR=../shared/data python scripts/bench_models.py --data ml-100k --seeds 1,2,3
     python scripts/bench_models.py --data synthetic-dense --seeds 1,2,3
     python scripts/bench_models.py --data synthetic-sparse --seeds 1,2,3 --models ease,history
+    NCF_DATA_DIR=../shared/data python scripts/bench_models.py --data ml-100k-notime
+
+``ml-100k-notime`` is MovieLens 100K as a CSV of ``user,item,rating`` without its timestamps
+(written to a temporary folder from ``$NCF_DATA_DIR/ml-100k/u.data``, never into the repo):
+the same interactions with no order in time, so each user's test and validation cases are
+drawn at random.
 
 Each (model, seed) is one ``ncf train configs/ml-100k/<model>.yaml --set run.seed=S`` in its
 own process (the shipped configs as they are; for the synthetic sets with the data keys
@@ -27,9 +33,12 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 MODELS = (
     "popularity", "itemknn", "userknn", "ease", "ials", "mf", "gmf", "mlp", "neumf", "best",
+    "sequence", "vae",
 )  # fmt: skip
+NOTIME = "{tmp}/ml100k_notime.csv"
 DATA = {
     "ml-100k": [],
+    "ml-100k-notime": ["data.source=csv", "data.name=null", f"data.path={NOTIME}"],
     # MovieLens-100K's shape, three times denser / four times sparser, from the generator
     "synthetic-dense": [
         "data.source=synthetic", "data.name=null", "data.synthetic.users=1000",
@@ -43,7 +52,16 @@ DATA = {
 COLUMNS = [("sampled", "HR@10"), ("sampled", "NDCG@10"), ("full", "HR@10"), ("full", "NDCG@10")]
 
 
+def write_notime(folder: Path) -> None:
+    """MovieLens 100K's ``u.data`` as ``user,item,rating`` lines, no timestamps."""
+    source = Path(os.environ.get("NCF_DATA_DIR", REPO.parent / "shared" / "data")) / "ml-100k"
+    lines = (source / "u.data").read_text().splitlines()
+    rows = ["user,item,rating"] + [",".join(line.split("\t")[:3]) for line in lines if line]
+    (folder / "ml100k_notime.csv").write_text("\n".join(rows) + "\n")
+
+
 def run_one(model: str, seed: int, data: list[str], folder: Path) -> tuple[dict, float]:
+    data = [value.format(tmp=folder) for value in data]
     sets = [f"run.seed={seed}", f"run.dir={folder / model / str(seed)}", *data]
     command = [
         sys.executable,
@@ -76,6 +94,8 @@ def main() -> None:
     print(f"| model ({args.data}) | seeds | {header} | s per run |")
     print("|" + " --- |" * (len(COLUMNS) + 3), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
+        if args.data == "ml-100k-notime":
+            write_notime(Path(tmp))
         for model in args.models.split(","):
             results = [run_one(model, seed, DATA[args.data], Path(tmp)) for seed in seeds]
             if args.json:

@@ -44,9 +44,14 @@ def reference_logits(model: VAEModel, rows: np.ndarray) -> np.ndarray:
     if model.decoder is not None:
         g = np.tanh(dense(model.decoder, g))
     logits = dense(model.output_layer, g)
-    if model.item_item_table is not None:
-        logits += float(model.item_item_weight) * x @ np.asarray(model.item_item_table)
-    return logits
+    if model.item_item_table is None:
+        return logits
+
+    def z(v):
+        return (v - v.mean(1, keepdims=True)) / v.std(1, keepdims=True)
+
+    share = float(model.blend)
+    return (1 - share) * z(x @ np.asarray(model.item_item_table)) + share * z(logits)
 
 
 def test_item_sets_count_each_listed_item_once_and_skip_padding():
@@ -119,20 +124,41 @@ def test_kl_term_is_weighted_by_the_annealed_beta():
         np.testing.assert_allclose(total - float(base), 0.5 * share * kl, rtol=1e-4, atol=1e-6)
 
 
-def test_item_item_term_adds_its_weighted_product_and_refuses_a_wrong_shape():
+def test_the_blend_with_ease_standardises_both_and_mixes_them_by_its_share():
     model = small_model(item_item=True)
     b = np.random.default_rng(3).normal(size=(NUM_ITEMS, NUM_ITEMS)).astype("float32")
     np.fill_diagonal(b, 0)
     model.set_item_item(b)
-    model.item_item_weight.assign(0.7)
-    users = np.arange(NUM_USERS, dtype=np.int32)
-    np.testing.assert_allclose(
-        np.asarray(model.score_all(users)), reference_logits(model, TABLE), atol=1e-4
-    )
+    users = np.array([0, 1, 3, 4], np.int32)  # (user 2 has no items: a constant row)
+    for share in (0.0, 0.3, 1.0):
+        model.set_blend(share)
+        np.testing.assert_allclose(
+            np.asarray(model.score_all(users)), reference_logits(model, TABLE[users]), atol=1e-4
+        )
     with pytest.raises(ValueError, match="item-item weights must be"):
         model.set_item_item(b[:3])
+    with pytest.raises(ValueError, match="in \\[0, 1\\]"):
+        model.set_blend(1.5)
     with pytest.raises(ValueError, match="without an item-item term"):
         small_model().set_item_item(b)
+
+
+def test_calibrate_keeps_the_share_validation_likes_best_and_reapplies_a_choice():
+    from ncf.families.vae import calibrate
+
+    model = small_model(item_item=True)
+    tried = []
+
+    def measure():
+        tried.append(round(float(model.blend), 1))
+        return -abs(float(model.blend) - 0.3)  # validation peaks at 0.3
+
+    assert calibrate(model, measure, None) == {"blend": 0.3}
+    assert tried == [i / 10 for i in range(11)] and round(float(model.blend), 6) == 0.3
+    fresh = small_model(item_item=True)
+    assert calibrate(fresh, lambda: float("nan"), {"blend": 0.3}) == {"blend": 0.3}
+    assert round(float(fresh.blend), 6) == 0.3
+    assert calibrate(small_model(), measure, None) == {}  # no blend: nothing to choose
 
 
 def test_training_dropout_thins_the_input_but_not_the_target():
@@ -164,6 +190,7 @@ def test_saved_model_keeps_its_tables_and_scores(tmp_path):
 
     model = small_model(beta=0.2, item_item=True)
     model.set_item_item(np.eye(NUM_ITEMS, dtype=np.float32)[::-1].copy())
+    model.set_blend(0.4)
     model.save(tmp_path / "model.keras")
     loaded = load_keras_model(tmp_path / "model.keras")
     users = np.arange(NUM_USERS, dtype=np.int32)
@@ -171,7 +198,7 @@ def test_saved_model_keeps_its_tables_and_scores(tmp_path):
     np.testing.assert_allclose(
         np.asarray(loaded.score_all(users)), np.asarray(model.score_all(users)), atol=1e-6
     )
-    assert loaded.beta == 0.2 and loaded.item_item
+    assert loaded.beta == 0.2 and loaded.item_item and round(float(loaded.blend), 6) == 0.4
 
 
 def test_table_length_is_capped_by_the_longest_user():

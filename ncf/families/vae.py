@@ -10,6 +10,8 @@ and serves from it); a training example is a user (:mod:`ncf.data.item_sets`).
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -25,6 +27,8 @@ if TYPE_CHECKING:
     from ncf.data.dataset import Dataset
     from ncf.data.split import Split
 
+BLEND_GRID = tuple(i / 10 for i in range(11))  # the autoencoder's share m, EASE's 1 - m
+log = logging.getLogger(__name__)
 ITEM_SET_COPIES = 6  # [B, N] float tensors alive in a step: sets, thinned, logits, softmax, grads
 
 
@@ -59,9 +63,10 @@ class VAEConfig(Section):
     ease_l2: float = Field(
         0.0,
         ge=0,
-        description="beside the decoder, EASE's item-item closed form fitted on the phase's "
-        "train data with this L2 (lambda), weighted by a learned scalar; 0: none "
-        "(an [items, items] table: catalogues up to some tens of thousands)",
+        description="score a blend with EASE's closed form fitted on the phase's train data "
+        "with this L2 (lambda), the autoencoder's share chosen on validation after the "
+        "selection (0 to 1 in steps of 0.1; 0 is EASE alone); 0: the autoencoder alone. An "
+        "[items, items] table: catalogues up to some tens of thousands",
     )
 
 
@@ -116,6 +121,30 @@ def prepare(model: Any, config: Config, dataset: Dataset, split: Split) -> Any:
     return UserStream(counts, config.train, config.run.seed)
 
 
+def calibrate(
+    model: Any, measure: Callable[[], float], chosen: dict[str, float] | None
+) -> dict[str, float]:
+    """The blend's share ``m`` (``model.vae.ease_l2``): each of :data:`BLEND_GRID` measured
+    on validation, the best kept (the first of equals); nothing without the blend."""
+    if not model.item_item:
+        return {}
+    if chosen is not None:
+        model.set_blend(chosen["blend"])
+        return chosen
+    scores = []
+    for share in BLEND_GRID:
+        model.set_blend(share)
+        scores.append(measure())
+    best = BLEND_GRID[int(np.nanargmax(scores))]
+    model.set_blend(best)
+    log.info(
+        "vae: the blend with EASE chosen on validation: autoencoder share %.1f (validation %s)",
+        best,
+        ", ".join(f"{m:.1f}: {v:.4f}" for m, v in zip(BLEND_GRID, scores, strict=True)),
+    )
+    return {"blend": best}
+
+
 def parameter_count(model: ModelConfig, num_items: int) -> int:
     """Trainable parameters: encoder ``N -> H``, mean (and, with ``beta``, log-variance)
     ``H -> d``, decoder ``d -> H`` (if any) and output ``-> N``, each with its bias."""
@@ -125,7 +154,7 @@ def parameter_count(model: ModelConfig, num_items: int) -> int:
     width = spec.hidden if spec.decoder_hidden else d
     if spec.decoder_hidden:
         count += dense_parameters([d, spec.hidden])
-    return count + dense_parameters([width, num_items]) + (1 if spec.ease_l2 else 0)
+    return count + dense_parameters([width, num_items])
 
 
 def _memory(config: Config, dataset: Dataset) -> MemoryParts:
@@ -190,6 +219,7 @@ FAMILIES = {
         check=_check,
         build=build,
         prepare=prepare,
+        calibrate=calibrate,
         memory=_memory,
     )
 }

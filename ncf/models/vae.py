@@ -18,12 +18,16 @@ divergence of ``N(mu, s^2)`` from ``N(0, I)``, where ``beta_t`` grows linearly f
 denoising autoencoder (Mult-DAE): no variance head, no noise. In training the input is the
 user's items with dropout ``p``, the target all of them; scoring reads every item.
 
-With ``item_item`` the logits also hold a full-rank item-item term beside the low-rank
-decoder: ``B`` ``[N, N]`` is EASE's closed form (Steck 2019) fitted on the data the phase
-fits on (:meth:`set_item_item`; fixed, saved with the model), read from the user's 0/1 items
-``x'`` (in training the thinned ones, rescaled by ``1 / (1 - p)``: B must predict the dropped
-items from the kept ones), and ``a`` a learned weight (from 1), so the tower learns what
-the closed form misses and how much to trust it.
+With ``item_item`` the model also holds EASE's closed form ``B`` ``[N, N]`` (Steck 2019),
+fitted on the data the phase fits on (:meth:`set_item_item`; fixed, saved with the model),
+and scores a blend of the two, each standardised over the user's row of scores::
+
+    score(u) = (1 - m) z(x B) + m z(s(u))      z(v) = (v - mean v) / sd v
+
+The autoencoder trains alone (``m`` does not enter its loss); ``m`` is then chosen on
+validation (:func:`ncf.families.vae.calibrate`: a grid over ``[0, 1]``, 0 is EASE alone,
+1 the autoencoder alone). Two good models that err differently rank better together, and
+the validation split decides how much of each.
 
 Both large products run as dense matrix multiplies: the ``[B, N]`` item-set matrix (built
 from the user's id list by a scatter) times ``W_1`` ``[N, H]``, and ``g`` times ``W_out``
@@ -42,6 +46,12 @@ import numpy as np
 from keras import ops
 
 from ncf.models.losses import per_replica_share
+
+
+def _standardised(scores: Any) -> Any:
+    """Each row of ``scores`` ``[B, N]`` less its mean, over its standard deviation."""
+    centred = scores - ops.mean(scores, axis=1, keepdims=True)
+    return centred / (ops.sqrt(ops.mean(ops.square(centred), axis=1, keepdims=True)) + 1e-6)
 
 
 def _dense(units: int, inputs: int, seed: int, name: str) -> keras.layers.Dense:
@@ -66,7 +76,7 @@ class VAEModel(keras.Model):
         dropout: float. ``p``: probability that an input item is dropped in training.
         beta: float. The KL term's final weight (0: the denoising autoencoder).
         anneal_steps: int. Optimiser steps over which the KL weight grows to ``beta``.
-        item_item: bool. Hold the item-item term ``a x' B`` (``B`` from :meth:`set_item_item`).
+        item_item: bool. Score the blend with EASE's ``B`` (:meth:`set_item_item`, :meth:`set_blend`).
         seed: int. Seed of the initial weights, the dropout and the noise.
         **kwargs: base model arguments (``name``).
 
@@ -131,7 +141,9 @@ class VAEModel(keras.Model):
                 trainable=False,
                 name="item_item",
             )
-            self.item_item_weight = self.add_weight(shape=(), initializer="ones", name="a")
+            self.blend = self.add_weight(
+                shape=(), initializer="ones", trainable=False, name="blend"
+            )
         self.generator = keras.random.SeedGenerator(self.seed + 5, name="generator")
         self.built = True
 
@@ -147,7 +159,7 @@ class VAEModel(keras.Model):
         self.histories.assign(table)
 
     def set_item_item(self, weights: np.ndarray) -> None:
-        """``B`` ``[N, N]`` of the item-item term (EASE's closed form on the fit-on data)."""
+        """``B`` ``[N, N]`` of the blend (EASE's closed form on the fit-on data)."""
         if self.item_item_table is None:
             raise ValueError("this model was built without an item-item term (item_item=False)")
         weights = np.asarray(weights, np.float32)
@@ -156,6 +168,14 @@ class VAEModel(keras.Model):
                 f"item-item weights must be {(self.num_items,) * 2}, got {weights.shape}"
             )
         self.item_item_table.assign(weights)
+
+    def set_blend(self, share: float) -> None:
+        """``m``: the autoencoder's share of the blend, in ``[0, 1]``."""
+        if self.item_item_table is None:
+            raise ValueError("this model was built without an item-item term (item_item=False)")
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"the blend's share must be in [0, 1], got {share}")
+        self.blend.assign(float(share))
 
     def history_of(self, users: Any) -> Any:
         return ops.take(self.histories, ops.cast(users, "int32"), axis=0)  # [B, L]
@@ -190,21 +210,21 @@ class VAEModel(keras.Model):
         log_variance = None if self.log_variance is None else self.log_variance(hidden)
         return self.mean(hidden), log_variance
 
-    def decode(self, z: Any, thinned: Any) -> Any:
-        """Logits ``[B, N]`` of latent vectors ``[B, d]`` (and, with the item-item term, of
-        the input item sets ``[B, N]``)."""
+    def decode(self, z: Any) -> Any:
+        """Logits ``[B, N]`` of latent vectors ``[B, d]``."""
         if self.decoder is not None:
             z = ops.tanh(self.decoder(z))
-        logits = self.output_layer(z)
-        if self.item_item_table is not None:
-            logits = logits + self.item_item_weight * ops.matmul(thinned, self.item_item_table)
-        return logits
+        return self.output_layer(z)
 
     def score_histories(self, history: Any) -> Any:
         """Scores of every item for users given by their items ``[B, L]`` (anyone)."""
         present = self.present(history)
         mu, _ = self.encode(present, present)
-        return self.decode(mu, present)
+        logits = self.decode(mu)
+        if self.item_item_table is None:
+            return logits
+        closed_form = ops.matmul(present, self.item_item_table)
+        return (1.0 - self.blend) * _standardised(closed_form) + self.blend * _standardised(logits)
 
     # -- the evaluator's and the server's questions ---------------------------------------------
 
@@ -253,7 +273,7 @@ class VAEModel(keras.Model):
             if training:
                 noise = keras.random.normal(ops.shape(mu), seed=self.generator)
                 z = mu + ops.exp(0.5 * log_variance) * noise
-        return self.decode(z, thinned)
+        return self.decode(z)
 
     def kl_weight(self) -> Any:
         """``beta_t``: ``beta`` times the share of ``anneal_steps`` done (at most 1)."""

@@ -103,9 +103,14 @@ def _fit_neural(
         "stopped": state.stopped,
         **_throughput(selection),
     }
+    calibrate = family(config.model.type).calibrate
+    chosen = None
+    if calibrate is not None and config.data.split.validation:
+        chosen = calibrate(model, lambda: _measure(config, dataset, scorer, monitor), None)
+        extra["calibrated"] = chosen
     # The best epoch was validated on every validation case unless eval.val_users sampled them.
     val = state.best_val
-    if config.eval.val_users is not None or val is None:
+    if config.eval.val_users is not None or val is None or chosen:
         val = _validate(config, dataset, scorer)
     selected: Any = scorer
     if config.train.refit:
@@ -113,6 +118,8 @@ def _fit_neural(
         selected = None  # its weights are about to be replaced; its metrics are in ``val``
         epochs = int(state.best_epoch or 0)
         refit = _refit(config, dataset, path, epochs, model, verbose, extra_callbacks, replication)
+        if calibrate is not None and chosen:  # a fresh model starts from the defaults
+            calibrate(model, lambda: float("nan"), chosen)
         extra["refit"] = {
             "from": config.train.refit_from,
             "epochs": refit.state.epoch,
@@ -146,6 +153,12 @@ def _restore(replication: Replication | None, folder: str) -> Path | None:
 def _validate(config: Config, dataset: Dataset, scorer: Any) -> dict[str, dict[str, float]]:
     ev = config.eval
     return evaluate(scorer, dataset.split, "val", ev.protocols, ev.k, batch_users=ev.batch_users)
+
+
+def _measure(config: Config, dataset: Dataset, scorer: Any, monitor: str) -> float:
+    """The ``monitor`` metric (``val/PROTOCOL/NAME``) of the model as it stands."""
+    _, protocol, name = monitor.split("/")
+    return float(_validate(config, dataset, scorer)[protocol][name])
 
 
 def _refit(
