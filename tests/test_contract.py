@@ -149,7 +149,11 @@ CONTRACT: dict[str, tuple[dict[str, Any], int, int]] = {
         2,
     ),
     "vae": (
-        {"type": "vae", "embedding_dim": 8, "vae": {"hidden": 16, "anneal_steps": 50}},
+        {
+            "type": "vae",
+            "embedding_dim": 8,
+            "vae": {"hidden": 16, "beta": 0.2, "anneal_steps": 50, "ease_l2": 0.0},
+        },
         150,  # a step an epoch: 12 users
         2,
     ),
