@@ -167,6 +167,27 @@ def test_the_sampled_softmax_tends_to_the_full_one_and_draws_follow_the_proposal
     np.testing.assert_allclose(np.asarray(estimate), full, rtol=0.02)
 
 
+def test_philox_uniforms_are_keras_own_draws_compiled_and_eager():
+    """ncf.models.philox.uniform names the algorithm only for speed (XLA's default is slow on
+    the CPU): the same numbers as keras.random.uniform, eager and XLA-compiled."""
+    import keras
+    import tensorflow as tf
+
+    from ncf.models.philox import uniform
+
+    ours = uniform((4, 5), keras.random.SeedGenerator(7))
+    keras_own = keras.random.uniform((4, 5), seed=keras.random.SeedGenerator(7))
+    np.testing.assert_array_equal(np.asarray(ours), np.asarray(keras_own))
+
+    def compiled(draw):
+        generator = keras.random.SeedGenerator(7)
+        return tf.function(lambda: draw(generator), jit_compile=True)().numpy()
+
+    ours = compiled(lambda g: uniform((4, 5), g))
+    np.testing.assert_array_equal(ours, compiled(lambda g: keras.random.uniform((4, 5), seed=g)))
+    assert np.all((ours >= 0) & (ours < 1))
+
+
 def test_saved_model_keeps_its_history_table(tmp_path):
     from ncf.models.scorer import load_keras_model
 

@@ -39,6 +39,7 @@ from ncf.models.losses import (
     sampled_softmax_loss,
     softmax_loss,
 )
+from ncf.models.philox import uniform
 
 SOFTMAX_LOSSES = ("softmax", "sampled_softmax")
 FULL_WHEN_SAMPLED = 3  # sampled_softmax computes the full softmax when S >= N / 3 (cheaper)
@@ -150,7 +151,7 @@ class HistoryModel(keras.Model):
         history = ops.cast(history, "int32")
         mask = ops.cast(ops.less(history, self.num_items), "float32")  # [B, L]
         if training and self.dropout > 0:
-            keep = keras.random.uniform(ops.shape(mask), seed=self.generator) >= self.dropout
+            keep = uniform(ops.shape(mask), self.generator) >= self.dropout  # (XLA: Philox)
             mask = mask * ops.cast(keep, "float32")
         weights = mask * ops.exp(self.recency)[None, :]
         weights = weights / (ops.sum(weights, axis=1, keepdims=True) + 1e-9)

@@ -33,8 +33,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import keras
 from keras import ops
+
+from ncf.models.philox import uniform
 
 LOSSES = ("bce", "bpr", "softmax", "sampled_softmax")
 
@@ -100,7 +101,7 @@ def draw_items(log_q: Any, count: int, seed: Any) -> Any:
     ``u`` in ``(0, cdf[-1])``, found by a binary search of ``ceil(log2 N)`` steps, so an item
     of zero probability is never drawn. ``seed`` is a Keras seed (a ``SeedGenerator``)."""
     cdf = ops.cumsum(ops.exp(ops.cast(log_q, "float32")))
-    u = keras.random.uniform((count,), seed=seed) * cdf[-1]
+    u = uniform((count,), seed) * cdf[-1]  # (not keras.random: slow under XLA)
     size = int(cdf.shape[0])
     low = ops.zeros((count,), dtype="int32")
     high = ops.full((count,), size - 1, dtype="int32")
