@@ -140,8 +140,6 @@ class Family:
             blend with EASE): it tries them, ``measure()`` giving the monitored validation
             metric of the model as it stands, leaves the model at the best and returns
             ``{name: value}``; given ``chosen`` (a fresh refit's model) it applies them.
-        xla: neural: the train step is compiled with XLA (``jit_compile``); off where it
-            measured slower (the vae family's scatter and [B, N] products: 2.5x).
         memory: ``(config, dataset) -> {part: (bytes, key)}``, the model's part of the
             memory estimate (:mod:`ncf.train.resources` adds the data's).
         note: ``(config, dataset) -> str | None``, a warning worth printing before training
@@ -173,7 +171,6 @@ class Family:
     build: Callable[[Config, Dataset], Any] | None = None
     prepare: Callable[[Any, Config, Dataset, Split], Any] | None = None
     calibrate: Calibrate | None = None
-    xla: bool = True
     memory: Callable[[Config, Dataset], MemoryParts] = _no_memory
     note: Callable[[Config, Dataset], str | None] = _no_note
     reads_features: Callable[[Any, str], bool] = _no_features

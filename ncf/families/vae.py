@@ -222,7 +222,6 @@ FAMILIES = {
         build=build,
         prepare=prepare,
         calibrate=calibrate,
-        xla=False,  # measured: 482 ms a step with XLA, 189 without (B 128, 1.7k items, H 600)
         memory=_memory,
     )
 }

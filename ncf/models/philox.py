@@ -35,3 +35,14 @@ def uniform(shape: Any, generator: keras.random.SeedGenerator) -> Any:
     if seed.dtype != tf.int32:
         seed = tf.cast(tf.math.floormod(seed, tf.int32.max - 1), tf.int32)
     return tf.random.stateless_uniform(shape, seed=seed, dtype=tf.float32, alg="philox")
+
+
+def normal(shape: Any, generator: keras.random.SeedGenerator) -> Any:
+    """``float32`` standard normal draws of ``shape`` from ``generator``'s next seed, by
+    Philox (as :func:`uniform`, and for the same reason)."""
+    import tensorflow as tf
+
+    seed = ops.convert_to_tensor(generator.next())
+    if seed.dtype != tf.int32:
+        seed = tf.cast(tf.math.floormod(seed, tf.int32.max - 1), tf.int32)
+    return tf.random.stateless_normal(shape, seed=seed, dtype=tf.float32, alg="philox")

@@ -46,6 +46,7 @@ import numpy as np
 from keras import ops
 
 from ncf.models.losses import per_replica_share
+from ncf.models.philox import normal, uniform
 
 
 def _standardised(scores: Any) -> Any:
@@ -198,7 +199,7 @@ class VAEModel(keras.Model):
         ``p`` and the rest scaled by ``1 / (1 - p)``; otherwise themselves."""
         if not training or self.dropout <= 0:
             return present
-        keep = keras.random.uniform(ops.shape(present), seed=self.generator) >= self.dropout
+        keep = uniform(ops.shape(present), self.generator) >= self.dropout  # (XLA: Philox)
         return present * ops.cast(keep, "float32") / (1.0 - self.dropout)
 
     def encode(self, present: Any, thinned: Any) -> tuple[Any, Any]:
@@ -271,7 +272,7 @@ class VAEModel(keras.Model):
             kl = ops.sum(per_user * real) / ops.maximum(ops.sum(real), 1.0)
             self.add_loss(self.kl_weight() * kl)
             if training:
-                noise = keras.random.normal(ops.shape(mu), seed=self.generator)
+                noise = normal(ops.shape(mu), self.generator)  # (XLA: Philox)
                 z = mu + ops.exp(0.5 * log_variance) * noise
         return self.decode(z)
 

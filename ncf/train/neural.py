@@ -88,9 +88,7 @@ def _fit_neural(
 
     seed_everything(config.run.seed)
     model = compile_model(
-        build_for(config, dataset, PRETRAINED_SELECTED),
-        config,
-        jit_compile=replication is None and family(config.model.type).xla,
+        build_for(config, dataset, PRETRAINED_SELECTED), config, jit_compile=replication is None
     )
     scorer = NeuralScorer(model)  # traced once; follows the model's weights
     phase = _selection(config, dataset, path, replication)
