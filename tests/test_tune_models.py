@@ -43,6 +43,13 @@ def test_data_without_timestamps_fix_the_order_free_setting():
     space = joint_space(["history", "ease"], base, has_timestamps=False)
     assert space.fixed_for({FAMILY_KEY: "history"})["model.history.causal"] is False
     assert families_for(["history"], has_timestamps=True) == (["history"], {})
+    # a drawn history trial never draws the pinned setting (it would override the fixed one)
+    import optuna
+
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(12):
+        values = space.sample(study.ask())
+        assert "model.history.causal" not in values
 
 
 @pytest.mark.parametrize("models", [["ease", "ease"], ["bogus"], []])

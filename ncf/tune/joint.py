@@ -99,8 +99,12 @@ class JointSpace(BaseModel):
 
     def sample(self, trial: Any) -> dict[str, Any]:
         kind = trial.suggest_categorical(FAMILY_KEY, list(self.spaces))
-        space = self.spaces[kind]
-        values = {key: p.sample(trial, f"{kind}/{key}") for key, p in space.params.items()}
+        space, pinned = self.spaces[kind], self.order_free.get(kind, {})
+        values = {
+            key: p.sample(trial, f"{kind}/{key}")
+            for key, p in space.params.items()
+            if key not in pinned  # (an order-free setting is fixed, not drawn)
+        }
         return {FAMILY_KEY: kind, **values}
 
     def fixed_for(self, values: dict[str, Any]) -> dict[str, Any]:
