@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from ncf.config import TrainConfig
-from ncf.data.pipeline import shard_batch
+from ncf.data.pipeline import batched_epoch
 from ncf.errors import DataError
 from ncf.rng import rng_for
 
@@ -52,12 +52,4 @@ class UserStream:
         order = rng_for(self.seed, "item-set users", int(epoch)).permutation(len(self.users))
         filler = np.full(self.steps_per_epoch * batch - len(order), -1, np.int32)
         members = np.concatenate([self.users[order], filler])
-        data = tf.data.Dataset.from_tensor_slices(
-            ({"members": members}, np.zeros(len(members), np.float32))
-        ).batch(batch)
-        if shards > 1:
-            width = batch // shards
-            if width * shards != batch:
-                raise ValueError(f"batch size {batch} is not a multiple of {shards}")
-            data = data.map(lambda x, y: shard_batch((x, y), shard, width))
-        return data.prefetch(tf.data.AUTOTUNE)
+        return batched_epoch({"members": members}, batch, shard, shards)

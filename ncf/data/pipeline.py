@@ -67,6 +67,21 @@ def shard_batch(batch: Batch, shard: int, width: int) -> Batch:
     return tf.nest.map_structure(lambda t: t[start : start + width], batch)
 
 
+def batched_epoch(
+    features: dict[str, np.ndarray], batch: int, shard: int = 0, shards: int = 1
+) -> tf.data.Dataset:
+    """``(features, zeros)`` in batches of ``batch`` rows (the rows already in the epoch's
+    order, a whole number of batches), each replica's columns where ``shards > 1``."""
+    rows = len(next(iter(features.values())))
+    data = tf.data.Dataset.from_tensor_slices((features, np.zeros(rows, np.float32))).batch(batch)
+    if shards > 1:
+        width = batch // shards
+        if width * shards != batch:
+            raise ValueError(f"batch size {batch} is not a multiple of {shards}")
+        data = data.map(lambda x, y: shard_batch((x, y), shard, width))
+    return data.prefetch(tf.data.AUTOTUNE)
+
+
 class TrainingStream:
     """The epochs of one training phase as ``tf.data`` datasets of fixed-size batches.
 

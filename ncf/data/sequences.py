@@ -28,7 +28,7 @@ import tensorflow as tf
 
 from ncf.config import TrainConfig
 from ncf.data.histories import Histories
-from ncf.data.pipeline import shard_batch
+from ncf.data.pipeline import batched_epoch
 from ncf.errors import DataError
 from ncf.rng import rng_for
 
@@ -85,12 +85,4 @@ class SequenceStream:
             [self.window[order], np.full((filler, self.length), self.num_items, np.int32)]
         )
         target = np.concatenate([self.target[order], np.full((filler, self.length), -1, np.int32)])
-        data = tf.data.Dataset.from_tensor_slices(
-            ({"window": window, "target": target}, np.zeros(len(window), np.float32))
-        ).batch(batch)
-        if shards > 1:
-            width = batch // shards
-            if width * shards != batch:
-                raise ValueError(f"batch size {batch} is not a multiple of {shards}")
-            data = data.map(lambda x, y: shard_batch((x, y), shard, width))
-        return data.prefetch(tf.data.AUTOTUNE)
+        return batched_epoch({"window": window, "target": target}, batch, shard, shards)

@@ -40,6 +40,7 @@ from ncf.models.losses import (
     softmax_loss,
 )
 from ncf.models.philox import uniform
+from ncf.models.tables import assign_table
 
 SOFTMAX_LOSSES = ("softmax", "sampled_softmax")
 FULL_WHEN_SAMPLED = 3  # sampled_softmax computes the full softmax when S >= N / 3 (cheaper)
@@ -127,12 +128,7 @@ class HistoryModel(keras.Model):
 
     def set_histories(self, table: np.ndarray) -> None:
         """Serve users from ``table`` ``[num_users, L]`` (their latest items, most recent first)."""
-        table = np.asarray(table, np.int32)
-        if table.shape != (self.num_users, self.history_length):
-            raise ValueError(
-                f"history table must be {(self.num_users, self.history_length)}, got {table.shape}"
-            )
-        self.histories.assign(table)
+        assign_table(self.histories, table, "history table")
 
     def set_proposal(self, weights: np.ndarray | None) -> None:
         """The sampled softmax's proposal ``q ∝ weights`` ``[num_items]`` (None: uniform)."""

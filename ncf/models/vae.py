@@ -47,6 +47,7 @@ from keras import ops
 
 from ncf.models.losses import per_replica_share
 from ncf.models.philox import normal, uniform
+from ncf.models.tables import assign_table
 
 
 def _standardised(scores: Any) -> Any:
@@ -152,12 +153,7 @@ class VAEModel(keras.Model):
 
     def set_histories(self, table: np.ndarray) -> None:
         """Serve users from ``table`` ``[num_users, L]`` (their items, padded with ``N``)."""
-        table = np.asarray(table, np.int32)
-        if table.shape != (self.num_users, self.history_length):
-            raise ValueError(
-                f"item-set table must be {(self.num_users, self.history_length)}, got {table.shape}"
-            )
-        self.histories.assign(table)
+        assign_table(self.histories, table, "item-set table")
 
     def set_item_item(self, weights: np.ndarray) -> None:
         """``B`` ``[N, N]`` of the blend (EASE's closed form on the fit-on data)."""
