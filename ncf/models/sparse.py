@@ -49,10 +49,15 @@ def summed_rows(gradient: Any) -> tuple[Any, Any]:
     """
     import tensorflow as tf
 
-    indices = tf.cast(gradient.indices, "int32")
-    order = tf.argsort(indices, stable=True)
-    rows = tf.gather(indices, order)  # [K] ascending
-    values = tf.gather(gradient.values, order)  # [K, d]
+    indices = tf.cast(gradient.indices, "int64")
+    count = tf.shape(indices, out_type=tf.int64)[0]
+    # One sort of the keys row * K + position: ascending rows, ties in occurrence order (a
+    # stable argsort), and under XLA on the CPU about half the time of tf.argsort, which
+    # sorts (key, index) pairs (issue 23: 0.40 against 0.73 ms for 2,048 ids, 0.84 against
+    # 1.61 ms for 4,096; measured in one process, load 6).
+    keys = tf.sort(indices * count + tf.range(count, dtype=tf.int64))
+    rows = tf.cast(keys // count, "int32")  # [K] ascending
+    values = tf.gather(gradient.values, keys % count)  # [K, d]
     first = tf.concat([[True], rows[1:] != rows[:-1]], axis=0)
     segment = tf.cumsum(tf.cast(first, "int32")) - 1  # [K] 0.. number of distinct rows - 1
     totals = tf.math.unsorted_segment_sum(values, segment, num_segments=tf.shape(rows)[0])
