@@ -33,7 +33,10 @@ SMALLER = [  # exports of four model types: the tiny data, smaller again
 ]
 
 
-KINDS = ("mf", "gmf", "mlp", "neumf", "history", "itemknn", "userknn", "popularity", "ease", "ials")
+KINDS = (
+    "mf", "gmf", "mlp", "neumf", "history", "sequence", "vae",
+    "itemknn", "userknn", "popularity", "ease", "ials",
+)  # fmt: skip
 EXTRA = {"history": ("train.loss=softmax", "model.history.length=8")}
 
 
