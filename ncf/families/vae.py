@@ -216,8 +216,10 @@ FAMILIES = {
         losses=("softmax",),
         search_space=SEARCH_SPACE,
         can=Capabilities(warm_start=False, from_history="native"),
-        score_meaning="log-softmax score up to a constant (the decoder's logit of the item "
-        "for the user's whole item set; only the order matters per user)",
+        score_meaning="the decoder's log-softmax score up to a constant for the user's whole "
+        "item set; with model.vae.ease_l2 > 0, a blend of it and EASE's score, each "
+        "standardised over the user's row, the share chosen on validation (only the order "
+        "matters per user)",
         check=_check,
         build=build,
         prepare=prepare,
