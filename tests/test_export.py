@@ -51,6 +51,13 @@ def shared_tiny_run(shared: Path, kind: str) -> RunDir:
     return RunDir(build_once(shared, f"run-{kind}", lambda tmp: tiny_run(tmp, kind).path))
 
 
+def shared_export(shared: Path, kind: str) -> Path:
+    """The default export of ``shared_tiny_run(kind)``, exported once per test session
+    (tests/test_fold_in.py and tests/test_metadata.py read the same exports)."""
+    run = shared_tiny_run(shared, kind)
+    return build_once(shared, f"export-{kind}", lambda base: export_run(run.path, base))
+
+
 class Exported:
     """A finished run, an export of it and the loaded SavedModel."""
 
@@ -75,12 +82,8 @@ class Exported:
 
     @classmethod
     def shared(cls, shared: Path, kind: str) -> Exported:
-        """The default export of ``shared_tiny_run(kind)``, exported once per test session
-        (tests/test_fold_in.py reads the same exports)."""
-        run = shared_tiny_run(shared, kind)
-        return cls(
-            run, build_once(shared, f"export-{kind}", lambda base: export_run(run.path, base))
-        )
+        """The default export of ``shared_tiny_run(kind)`` (:func:`shared_export`)."""
+        return cls(shared_tiny_run(shared, kind), shared_export(shared, kind))
 
     def call(self, name: str, **inputs):
         tensors = {

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import tiny_config
+import test_export
 from google.protobuf import json_format
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2, model_pb2
@@ -34,32 +34,23 @@ from ncf import registry
 from ncf.serve.export import export_run
 from ncf.serve.http import ServingApp
 from ncf.serve.session import SessionModel
-from ncf.train import train
 
-SMALLER = [
-    "data.synthetic.users=100",
-    "data.synthetic.items=60",
-    "data.synthetic.interactions=2000",
-    "train.epochs=1",
-    "train.histograms=false",
-    "eval.protocols=[sampled]",
-    "eval.k=[10]",
-    "eval.sampled_negatives=20",
-]
-EXTRA = {"history": ("train.loss=softmax", "model.history.length=8")}
 KINDS = registry.names()
 OPTIONS = {"always_print_fields_with_no_presence": True, "preserving_proto_field_name": True}
 
 
 @pytest.fixture(scope="module")
-def exports(tmp_path_factory) -> dict[str, Path]:
+def exports(tmp_path_factory, shared_dir) -> dict[str, Path]:
+    """Every family's export: tests/test_export.py's shared one where it has the family (built
+    once per session, whichever module asks first), else a tiny run trained here."""
     tmp = tmp_path_factory.mktemp("metadata")
     found = {}
     for kind in KINDS:
-        config = tiny_config(
-            tmp, f"model.type={kind}", f"run.name={kind}", *SMALLER, *EXTRA.get(kind, ())
-        )
-        found[kind] = export_run(train(config, verbose=0).run_dir, tmp / "exports" / kind)
+        if kind in test_export.KINDS:
+            found[kind] = test_export.shared_export(shared_dir, kind)
+            continue
+        run = test_export.tiny_run(tmp / kind, kind)
+        found[kind] = export_run(run.path, tmp / "exports" / kind)
     return found
 
 
@@ -138,13 +129,34 @@ def test_metadata_is_tf_servings_answer(kind, exports):
     }
 
 
-def cli_signatures(version: Path) -> dict[str, dict[str, Any]]:
-    """``saved_model_cli show --all``: signature -> {"inputs"/"outputs": {key: (dtype,
-    shape, name)}, "method": ...}."""
-    cli = str(Path(sys.executable).with_name("saved_model_cli"))
+# ``saved_model_cli show --dir D --all`` is ``_show_all(D)`` after its flags are parsed: one
+# process prints it for every export (one TensorFlow import, not one per family);
+# tests/test_export.py runs the command itself.
+SHOW_ALL = """
+import sys
+from tensorflow.python.tools import saved_model_cli
+for folder in sys.argv[1:]:
+    print("=== " + folder, flush=True)
+    saved_model_cli._show_all(folder)
+    sys.stdout.flush()
+"""
+
+
+def cli_signatures(versions: list[Path]) -> dict[Path, dict[str, dict[str, Any]]]:
+    """What ``saved_model_cli show --all`` prints of each export: signature -> {"inputs" /
+    "outputs": {key: (dtype, shape, name)}, "method": ...}."""
     text = subprocess.run(
-        [cli, "show", "--dir", str(version), "--all"], capture_output=True, text=True, check=True
-    ).stdout
+        [sys.executable, "-c", SHOW_ALL, *map(str, versions)],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    parts = re.split(r"^=== (.+)$", text, flags=re.MULTILINE)[1:]
+    return {
+        Path(folder): _signatures(shown)
+        for folder, shown in zip(parts[::2], parts[1::2], strict=True)
+    }
+
+
+def _signatures(text: str) -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     for block in re.split(r"\n(?=signature_def\[')", text)[1:]:
         name = re.match(r"signature_def\['([^']+)'\]", block).group(1)  # type: ignore[union-attr]
@@ -169,10 +181,13 @@ def cli_shape(shape: dict[str, Any]) -> str:
 
 @pytest.mark.slow
 def test_metadata_agrees_with_saved_model_cli_for_every_family(exports):
+    printed = cli_signatures(list(exports.values()))
+    assert set(printed) == set(exports.values())
     for kind, version in exports.items():
         _, answer = served_metadata(version, kind)
         served = answer["metadata"]["signature_def"]["signature_def"]
-        shown = cli_signatures(version)
+        shown = printed[version]
+        assert shown, f"saved_model_cli printed no signature of {kind}"
         assert set(served) == set(shown), kind
         for name, signature in served.items():
             assert signature["method_name"] == shown[name]["method"], (kind, name)

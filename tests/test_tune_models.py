@@ -36,6 +36,43 @@ def test_each_family_draws_its_own_parameters_and_starts_from_its_own_point():
     assert "train.loss" not in space.fixed_for({FAMILY_KEY: "ease"})
 
 
+SHIPPED = {  # family -> its config under configs/ml-100k (the settings it was chosen with)
+    "history": "best.yaml",
+    "sequence": "sequence.yaml",
+    "vae": "vae.yaml",
+    "ease": "ease.yaml",
+    "ials": "ials.yaml",
+    "itemknn": "itemknn.yaml",
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_a_search_across_families_starts_each_at_its_shipped_settings(name):
+    """The first trial of each family is its shipped config's values of the searched keys,
+    not the base config's (model.type auto has no family settings) nor the space's middle."""
+    base = load_config(QUICKSTART, ["model.type=auto"])
+    space = joint_space([name], base, has_timestamps=True)
+    (point,) = space.starting_points(base)
+    shipped = load_config(QUICKSTART.parent / "ml-100k" / SHIPPED[name]).model_dump(mode="json")
+    started = space.decode(point)
+    assert started.pop(FAMILY_KEY) == name
+    assert set(started) == set(space.spaces[name].params)
+    for key, value in started.items():
+        expected = shipped
+        for part in key.split("."):
+            expected = expected[part]
+        assert value == expected, key
+
+
+def test_a_start_outside_its_space_is_one_clear_error():
+    from ncf.tune.space import parse_space
+
+    raw = {"params": {"train.learning_rate": {"low": 0.001, "high": 0.01}}}
+    for start, says in [({"train.learning_rate": 0.5}, "outside"), ({"model.x": 1}, "not one")]:
+        with pytest.raises(ConfigError, match=says):
+            parse_space({**raw, "start": start}, "space.yaml")
+
+
 def test_data_without_timestamps_fix_the_order_free_setting():
     kept, fixed = families_for(["history", "ease"], has_timestamps=False)
     assert kept == ["history", "ease"] and fixed == {"history": {"model.history.causal": False}}
@@ -43,7 +80,10 @@ def test_data_without_timestamps_fix_the_order_free_setting():
     space = joint_space(["history", "ease"], base, has_timestamps=False)
     assert space.fixed_for({FAMILY_KEY: "history"})["model.history.causal"] is False
     assert families_for(["history"], has_timestamps=True) == (["history"], {})
-    # a drawn history trial never draws the pinned setting (it would override the fixed one)
+    # neither the start nor a drawn history trial sets the pinned setting (it would override
+    # the fixed one)
+    (history,) = [p for p in space.starting_points(base) if p[FAMILY_KEY] == "history"]
+    assert "history/model.history.causal" not in history
     import optuna
 
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))

@@ -205,6 +205,7 @@ FAMILIES = {
             "timeout_minutes": 20,
             "startup_trials": 6,
             "params": {"model.ease.l2": {"low": 1.0, "high": 20000.0, "log": True}},
+            "start": {"model.ease.l2": 300.0},  # configs/ml-100k/ease.yaml
         },
         score_meaning="EASE score: the sum, over the user's items, of their learned weights "
         "for this item (unbounded; only the order matters)",

@@ -261,6 +261,12 @@ FAMILIES = {
                 "model.ials.alpha": {"low": 0.3, "high": 100.0, "log": True},
                 "model.ials.iterations": {"low": 5, "high": 25},
             },
+            "start": {  # configs/ml-100k/ials.yaml
+                "model.ials.factors": 32,
+                "model.ials.l2": 3.0,
+                "model.ials.alpha": 1.0,
+                "model.ials.iterations": 15,
+            },
         },
         score_meaning="predicted preference: dot product of the user and item factors "
         "(about 1 for items like the user's, 0 for others)",

@@ -319,6 +319,10 @@ SEARCH_SPACE = {
         "model.knn.neighbours": {"low": 5, "high": 500, "log": True},
         "model.knn.shrinkage": {"low": 0.0, "high": 100.0},
     },
+    "start": {
+        "model.knn.neighbours": 20,
+        "model.knn.shrinkage": 10.0,
+    },  # configs/ml-100k/itemknn.yaml
 }
 SUMMARIES = {
     "itemknn": "cosine item-kNN (Sarwar et al. 2001)",

@@ -136,12 +136,26 @@ SEARCH_SPACE = {
     "startup_trials": 6,
     "prune_after_trials": 3,
     "prune_warmup_epochs": 5,
-    "fixed": {"train.epochs": 200, "train.loss": "softmax"},
+    "fixed": {
+        "train.epochs": 200,
+        "train.loss": "softmax",
+        "train.early_stopping.patience": 10,
+        "train.refit_from": "selected",
+    },
     "params": {
         "model.sequence.length": {"choices": [50, 100, 200]},
         "model.sequence.blocks": {"choices": [1, 2, 3]},
         "model.sequence.dropout": {"low": 0.1, "high": 0.5},
         "train.learning_rate": {"low": 0.0005, "high": 0.005, "log": True},
+        "train.batch_size": {"choices": [64, 128, 256]},
+    },
+    # configs/ml-100k/sequence.yaml (tests/test_tune_models.py keeps them equal)
+    "start": {
+        "model.sequence.length": 50,
+        "model.sequence.blocks": 2,
+        "model.sequence.dropout": 0.2,
+        "train.learning_rate": 0.002,
+        "train.batch_size": 128,
     },
 }
 

@@ -191,7 +191,13 @@ SEARCH_SPACE = {
     "startup_trials": 6,
     "prune_after_trials": 3,
     "prune_warmup_epochs": 20,
-    "fixed": {"train.epochs": 300, "train.loss": "softmax", "train.refit_from": "selected"},
+    "fixed": {
+        "train.epochs": 300,
+        "train.loss": "softmax",
+        "train.refit_from": "selected",
+        "train.batch_size": 128,
+        "train.early_stopping.patience": 20,
+    },
     "params": {
         "model.embedding_dim": {"choices": [100, 200, 400]},
         "model.vae.hidden": {"choices": [300, 600, 1200]},
@@ -199,6 +205,15 @@ SEARCH_SPACE = {
         "model.vae.beta": {"choices": [0.0, 0.2]},
         "model.vae.ease_l2": {"choices": [0.0, 100.0, 300.0, 1000.0, 3000.0]},
         "train.learning_rate": {"low": 0.0003, "high": 0.003, "log": True},
+    },
+    # configs/ml-100k/vae.yaml (tests/test_tune_models.py keeps them equal)
+    "start": {
+        "model.embedding_dim": 200,
+        "model.vae.hidden": 600,
+        "model.vae.dropout": 0.7,
+        "model.vae.beta": 0.0,
+        "model.vae.ease_l2": 300.0,
+        "train.learning_rate": 0.001,
     },
 }
 

@@ -31,6 +31,7 @@ import keras
 
 from ncf.errors import NcfError
 from ncf.io import library_write_error
+from ncf.train.histograms import write_histogram
 from ncf.train.integrity import BEST_WEIGHTS, CHECKPOINT
 from ncf.train.state import PhaseState, save_best_weights, save_model, save_state
 
@@ -291,7 +292,9 @@ class TensorBoardWriter(keras.callbacks.Callback):
             tf.summary.scalar("train/learning_rate", current_learning_rate(self.model), step=step)
             if self.histograms:
                 for weight in self.model.weights:
-                    tf.summary.histogram(f"weights/{weight.path}", weight, step=step)
+                    write_histogram(
+                        f"weights/{weight.path}", keras.ops.convert_to_numpy(weight), step
+                    )
         self.writer.flush()
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:

@@ -3,10 +3,11 @@
 Each trial first draws ``model.type`` among the families, then that family's own parameters
 from its search space (its default, :attr:`ncf.family.Family.search_space`); the parameters
 are stored under ``<family>/<key>`` so that two families' ``model.embedding_dim`` keep their
-own distributions. The study starts with every family's own starting point (the config's
-values where they lie in the family's space, else the middle of it, as Optuna's first draw
-gives) — baselines first, since they cost seconds — so each family is tried before the
-sampler (TPE) spends the budget where validation says it pays.
+own distributions. The study starts with every family's own starting point (its declared
+``start``, the settings its shipped config was chosen with; else the config's values where
+they lie in the family's space, else the middle of it) — baselines first, since they cost
+seconds — so each family is tried at its best-known settings before the sampler (TPE)
+spends the budget where validation says it pays.
 
 Data steer the families (:func:`families_for`): on data without timestamps a family that
 reads the order of interactions (``needs.time_order``) is left out, unless it declares an
@@ -132,12 +133,21 @@ class JointSpace(BaseModel):
         return {FAMILY_KEY: kind, **{f"{kind}/{k}": v for k, v in decoded.items()}} if kind else {}
 
     def starting_points(self, base: Config) -> list[dict[str, Any]]:
-        """One point per family, baselines first (their trials cost seconds)."""
+        """One point per family, baselines first (their trials cost seconds): the family's
+        declared start (its recommended settings, :attr:`SearchSpace.start`), else the
+        config's own values where they lie in its space, else the middle of the space; the
+        keys its order-free setting pins are left out (they are fixed, not drawn)."""
         order = sorted(self.spaces, key=lambda name: registry.family(name).neural)
         points = []
         for name in order:
-            start = self.spaces[name].starting_point(base) or self._middle(name)
-            points.append({FAMILY_KEY: name, **{f"{name}/{k}": v for k, v in start.items()}})
+            space, pinned = self.spaces[name], self.order_free.get(name, {})
+            start = {
+                **self._middle(name),
+                **(space.starting_point(base) or {}),
+                **(space.declared_start() or {}),
+            }
+            values = {f"{name}/{k}": v for k, v in start.items() if k not in pinned}
+            points.append({FAMILY_KEY: name, **values})
         return points
 
     def _middle(self, name: str) -> dict[str, Any]:

@@ -10,6 +10,8 @@ A search space is a YAML file (each family declares its default, :attr:`ncf.fami
     prune_warmup_epochs: 2      # nor before a trial's third epoch
     fixed:                      # config keys set in every trial and in the refit
       train.epochs: 30
+    start:                      # the first trial's values where the config's own lie outside
+      train.learning_rate: 0.002  # the space (and in a search across families: always)
     params:                     # config key -> distribution
       train.learning_rate: {low: 0.0005, high: 0.01, log: true}   # float: log-uniform
       train.num_negatives: {low: 2, high: 12}                      # int: both bounds ints
@@ -95,6 +97,27 @@ class SearchSpace(BaseModel):
     prune_warmup_epochs: int = Field(2, ge=0)
     fixed: dict[str, Any] = Field(default_factory=dict)
     params: dict[str, Param] = Field(default_factory=dict)
+    start: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_start(self) -> SearchSpace:
+        for name, value in self.start.items():
+            if name not in self.params:
+                raise ValueError(f"start.{name} is not one of the searched keys (params)")
+            if self.encode(name, value) is None:
+                raise ValueError(f"start.{name} = {value!r} lies outside its distribution")
+        return self
+
+    def encode(self, name: str, value: Any) -> Any:
+        """``value`` of the searched key ``name`` as Optuna stores it (choices as JSON
+        text); None when it lies outside the distribution."""
+        param = self.params[name]
+        if param.choices is not None:
+            return json.dumps(value) if value in param.choices else None
+        assert param.low is not None and param.high is not None  # checked by Param
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        return value if param.low <= value <= param.high else None
 
     def sample(self, trial: Any) -> dict[str, Any]:
         return {name: param.sample(trial, name) for name, param in self.params.items()}
@@ -104,19 +127,21 @@ class SearchSpace(BaseModel):
         when one of them lies outside the space (not among the choices, or out of range)."""
         data = config.model_dump(mode="json")
         point = {}
-        for name, param in self.params.items():
+        for name in self.params:
             value: Any = data
             for part in name.split("."):
                 value = value[part]
-            if param.choices is not None:
-                if value not in param.choices:
-                    return None
-                point[name] = json.dumps(value)
-            elif param.low is not None and param.high is not None:
-                if isinstance(value, bool) or not param.low <= value <= param.high:
-                    return None
-                point[name] = value
+            point[name] = self.encode(name, value)
+            if point[name] is None:
+                return None
         return point
+
+    def declared_start(self) -> dict[str, Any] | None:
+        """:attr:`start` encoded as Optuna stores it (None without one); the keys it leaves
+        out are drawn."""
+        if not self.start:
+            return None
+        return {name: self.encode(name, value) for name, value in self.start.items()}
 
     def hparams(self, params: dict[str, Any]) -> dict[str, Any]:
         """A trial's values under the names of the HParams domains (:attr:`params`)."""
@@ -128,8 +153,8 @@ class SearchSpace(BaseModel):
 
     def starting_points(self, config: Config) -> list[dict[str, Any]]:
         """The trials a new study starts with: the config's own values, when they lie inside
-        the space (:meth:`starting_point`)."""
-        start = self.starting_point(config)
+        the space (:meth:`starting_point`), else the space's :attr:`start` if it has one."""
+        start = self.starting_point(config) or self.declared_start()
         return [] if start is None else [start]
 
     def decode(self, params: dict[str, Any]) -> dict[str, Any]:
