@@ -150,6 +150,10 @@ class JointSpace(BaseModel):
             points.append({FAMILY_KEY: name, **values})
         return points
 
+    def start_note(self, base: Config) -> str:
+        """What the leaderboard says of each family's first trial."""
+        return "the family's starting point"
+
     def _middle(self, name: str) -> dict[str, Any]:
         """A central value of each of the family's parameters (Optuna's encoding)."""
         point: dict[str, Any] = {}

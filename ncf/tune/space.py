@@ -157,6 +157,12 @@ class SearchSpace(BaseModel):
         start = self.starting_point(config) or self.declared_start()
         return [] if start is None else [start]
 
+    def start_note(self, config: Config) -> str:
+        """What the leaderboard says of :meth:`starting_points`' trial."""
+        if self.starting_point(config) is not None:
+            return "the config's own values"
+        return "the search space's start"
+
     def decode(self, params: dict[str, Any]) -> dict[str, Any]:
         """Optuna's stored parameters -> config values (categorical choices are JSON text)."""
         return {

@@ -5,8 +5,9 @@
    ``<run.dir>/<run.name>-tune``). Running the same command again resumes it; several
    processes (``--no-refit`` in all but one) can share it. A study remembers its config and
    space and refuses another. Its first trial is the config's own values of the searched keys
-   (when they lie inside the space), so the search starts from the setting it tunes and
-   chooses it unless a trial beats it on validation.
+   (when they lie inside the space; else the space's ``start``), so the search starts from
+   the setting it tunes and chooses it unless a trial beats it on validation. A search across
+   families starts each family at its shipped settings (:mod:`ncf.tune.joint`).
 2. Each trial is an ordinary ``ncf train`` run in ``STUDY/trials/trial-NNNN`` with the
    sampled values, fitted on train and ranked on validation only (``train.refit`` off, the
    test split never ranked). Its value is the validation metric early stopping watches
@@ -116,7 +117,7 @@ def open_study(
     if stored is None:
         study.set_user_attr("identity", identity)
         for start in space.starting_points(base):  # the config tuned from comes first
-            study.enqueue_trial(start, user_attrs={"note": "the config's own values"})
+            study.enqueue_trial(start, user_attrs={"note": space.start_note(base)})
     elif stored != identity:
         raise NcfError(
             f"{folder}: this study was started with another config or search space; "
