@@ -4,11 +4,15 @@
     python scripts/bench_models.py --data synthetic-dense --seeds 1,2,3
     python scripts/bench_models.py --data synthetic-sparse --seeds 1,2,3 --models ease,history
     NCF_DATA_DIR=../shared/data python scripts/bench_models.py --data ml-100k-notime
+    NCF_DATA_DIR=../shared/data python scripts/bench_models.py --data ml-100k-relabelled
 
 ``ml-100k-notime`` is MovieLens 100K as a CSV of ``user,item,rating`` without its timestamps
 (written to a temporary folder from ``$NCF_DATA_DIR/ml-100k/u.data``, never into the repo):
 the same interactions with no order in time, so each user's test and validation cases are
-drawn at random.
+drawn at random. ``ml-100k-relabelled`` keeps the timestamps but gives every item a new id
+drawn by a fixed permutation: the split breaks ties in time by item id, and 44 % of the
+users' test cases share their second with the validation case, so this draws the order
+inside those ties at random instead of by MovieLens' movie ids.
 
 Each (model, seed) is one ``ncf train configs/ml-100k/<model>.yaml --set run.seed=S`` in its
 own process (the shipped configs as they are; for the synthetic sets with the data keys
@@ -36,9 +40,15 @@ MODELS = (
     "sequence", "vae",
 )  # fmt: skip
 NOTIME = "{tmp}/ml100k_notime.csv"
+RELABELLED = "{tmp}/ml100k_relabelled.csv"
 DATA = {
     "ml-100k": [],
     "ml-100k-notime": ["data.source=csv", "data.name=null", f"data.path={NOTIME}"],
+    # timestamps kept, item ids relabelled at random: ties in time no longer break by movie id
+    "ml-100k-relabelled": [
+        "data.source=csv", "data.name=null", f"data.path={RELABELLED}",
+        "data.columns.timestamp=timestamp",
+    ],
     # MovieLens-100K's shape, three times denser / four times sparser, from the generator
     "synthetic-dense": [
         "data.source=synthetic", "data.name=null", "data.synthetic.users=1000",
@@ -58,6 +68,19 @@ def write_notime(folder: Path) -> None:
     lines = (source / "u.data").read_text().splitlines()
     rows = ["user,item,rating"] + [",".join(line.split("\t")[:3]) for line in lines if line]
     (folder / "ml100k_notime.csv").write_text("\n".join(rows) + "\n")
+
+
+def write_relabelled(folder: Path) -> None:
+    """``u.data`` as ``user,item,rating,timestamp`` with each item id replaced by a fixed random
+    permutation of the ids (seed 0). The split breaks ties in time by item id, and MovieLens
+    100K rates most users' last few items in one second, so this draws that order at random."""
+    source = Path(os.environ.get("NCF_DATA_DIR", REPO.parent / "shared" / "data")) / "ml-100k"
+    fields = [line.split("\t") for line in (source / "u.data").read_text().splitlines() if line]
+    ids = sorted({int(f[1]) for f in fields})
+    new = dict(zip(ids, np.random.default_rng(0).permutation(ids).tolist(), strict=True))
+    rows = ["user,item,rating,timestamp"]
+    rows += [f"{f[0]},{new[int(f[1])]},{f[2]},{f[3].strip()}" for f in fields]
+    (folder / "ml100k_relabelled.csv").write_text("\n".join(rows) + "\n")
 
 
 def run_one(model: str, seed: int, data: list[str], folder: Path) -> tuple[dict, float]:
@@ -96,6 +119,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         if args.data == "ml-100k-notime":
             write_notime(Path(tmp))
+        if args.data == "ml-100k-relabelled":
+            write_relabelled(Path(tmp))
         for model in args.models.split(","):
             results = [run_one(model, seed, DATA[args.data], Path(tmp)) for seed in seeds]
             if args.json:
