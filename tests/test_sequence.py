@@ -148,3 +148,30 @@ def test_saved_model_keeps_its_table_and_scores(tmp_path):
         np.asarray(loaded.score_all(users)), np.asarray(model.score_all(users)), atol=1e-6
     )
     assert loaded.loss_name == "sampled_softmax" and loaded.num_blocks == 2
+
+
+@pytest.mark.realdata
+def test_note_counts_ml100k_validation_cases_tied_in_time(data_dir, monkeypatch):
+    from collections import defaultdict
+
+    from conftest import QUICKSTART
+
+    from ncf.config import load_config
+    from ncf.data.dataset import load_dataset
+    from ncf.registry import family
+
+    monkeypatch.setenv("NCF_DATA_DIR", str(data_dir))
+    config = load_config(QUICKSTART.parent / "ml-100k" / "sequence.yaml")
+    note = family("sequence").note(config, load_dataset(config))
+    # the slow reference: each user's rows in (time, item id) order, from u.data itself
+    rows = defaultdict(list)
+    for line in (data_dir / "ml-100k" / "u.data").read_text().splitlines():
+        user, item, _, ts = line.split("\t")
+        rows[user].append((int(ts), int(item)))
+    tied = 0
+    for events in rows.values():
+        events.sort()
+        times = [ts for ts, _ in events]
+        tied += times[-2] in (times[-1], times[-3])  # the validation case is the second last
+    assert note is not None and note.startswith(f"note: {tied:,} of 943 validation cases (")
+    assert "orders such ties by item id" in note

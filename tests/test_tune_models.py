@@ -64,6 +64,39 @@ def test_a_search_across_families_starts_each_at_its_shipped_settings(name):
         assert value == expected, key
 
 
+TRAINED_WITH = [
+    "epochs", "batch_size", "loss", "optimizer", "learning_rate", "lr_schedule", "lr_decay_rate",
+    "early_stopping", "refit_from",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_a_family_start_trial_trains_the_shipped_model(name):
+    """The start trial's whole config, built as a trial builds it from configs/auto.yaml
+    (the base, the family's fixed keys, its start), trains the shipped config's model: every
+    ``model`` key and the training keys that shape it, not only the searched ones."""
+    from ncf.config import read_yaml
+    from ncf.tune.space import with_values
+
+    raw = read_yaml(QUICKSTART.parent / "auto.yaml")
+    base = load_config(QUICKSTART.parent / "auto.yaml")
+    space = joint_space([name], base, has_timestamps=True)
+    (point,) = space.starting_points(base)
+    values = space.decode(point)
+    trial = with_values(raw, {**space.fixed_for(values), **values}, "auto.yaml")
+    shipped = load_config(QUICKSTART.parent / "ml-100k" / SHIPPED[name])
+    assert trial.model.model_dump(mode="json") == shipped.model.model_dump(mode="json")
+    if registry_family(name).neural:
+        started, wanted = trial.train.model_dump(mode="json"), shipped.train.model_dump(mode="json")
+        assert {k: started[k] for k in TRAINED_WITH} == {k: wanted[k] for k in TRAINED_WITH}
+
+
+def registry_family(name: str):
+    from ncf.registry import family
+
+    return family(name)
+
+
 def test_a_start_outside_its_space_is_one_clear_error():
     from ncf.tune.space import parse_space
 

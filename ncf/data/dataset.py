@@ -115,13 +115,19 @@ def _time_ties(inter: Interactions, split: Split) -> dict[str, int] | None:
     np.minimum.at(low, user, ts)
     np.maximum.at(high, user, ts)
     single_time = int(((counts > 1) & (low == high)).sum())
-    keys = pair_keys(user, inter.item, inter.num_items)
-    test_rows = np.searchsorted(
-        np.sort(keys), pair_keys(split.test_user, split.test_item, inter.num_items)
-    )
-    order = np.argsort(keys)
-    rows = order[test_rows]
-    same_as_prev = np.r_[False, (user[1:] == user[:-1]) & (ts[1:] == ts[:-1])]
-    same_as_next = np.r_[(user[1:] == user[:-1]) & (ts[1:] == ts[:-1]), False]
-    tied = int((same_as_prev[rows] | same_as_next[rows]).sum())
+    tied = tied_in_time(inter, split.test_user, split.test_item)
     return {"users_with_one_timestamp": single_time, "test_cases_tied_in_time": tied}
+
+
+def tied_in_time(inter: Interactions, users: np.ndarray, items: np.ndarray) -> int:
+    """How many of the held-out cases ``(users[j], items[j])`` share their timestamp with
+    another of the user's interactions: cases whose place in the user's order is the split's
+    tie-break (the larger item id is later), not time. 0 for data without timestamps."""
+    if inter.timestamp is None or not len(users):
+        return 0
+    user, ts = inter.user, inter.timestamp  # sorted by (user, time, item)
+    keys = pair_keys(user, inter.item, inter.num_items)
+    order = np.argsort(keys)
+    rows = order[np.searchsorted(keys[order], pair_keys(users, items, inter.num_items))]
+    same = (user[1:] == user[:-1]) & (ts[1:] == ts[:-1])
+    return int((np.r_[False, same][rows] | np.r_[same, False][rows]).sum())

@@ -120,13 +120,32 @@ def _memory(config: Config, dataset: Dataset) -> MemoryParts:
     }
 
 
+TIED_SHARE = 0.1  # of validation cases tied in time, above which the note says what it means
+
+
 def _note(config: Config, dataset: Dataset) -> str | None:
     if dataset.interactions.timestamp is not None:
-        return None
+        return _ties_note(dataset)
     return (
         "note: the data has no timestamps, so the sequence model reads each user's items in "
         "the order of their ids; it is built for data in time order: on order-free data "
         "compare it with ease and vae (ncf tune --models sequence,vae,ease)"
+    )
+
+
+def _ties_note(dataset: Dataset) -> str | None:
+    from ncf.data.dataset import tied_in_time
+
+    split = dataset.split
+    tied = tied_in_time(dataset.interactions, split.val_user, split.val_item)
+    if not len(split.val_user) or tied / len(split.val_user) < TIED_SHARE:
+        return None
+    return (
+        f"note: {tied:,} of {len(split.val_user):,} validation cases "
+        f"({tied / len(split.val_user):.0%}) share their timestamp with another of the user's "
+        "interactions; the split orders such ties by item id, and the sequence model learns "
+        "that order, so on this data its figures partly measure how the ids were assigned "
+        "(docs/benchmarks.md, 'Ties in time')"
     )
 
 
@@ -137,6 +156,7 @@ SEARCH_SPACE = {
     "prune_after_trials": 3,
     "prune_warmup_epochs": 5,
     "fixed": {
+        "model.embedding_dim": 64,  # sequence.yaml's width (else the base config's would do)
         "train.epochs": 200,
         "train.loss": "softmax",
         "train.early_stopping.patience": 10,
