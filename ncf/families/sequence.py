@@ -156,13 +156,13 @@ SEARCH_SPACE = {
     "prune_after_trials": 3,
     "prune_warmup_epochs": 5,
     "fixed": {
-        "model.embedding_dim": 64,  # sequence.yaml's width (else the base config's would do)
         "train.epochs": 200,
         "train.loss": "softmax",
         "train.early_stopping.patience": 10,
         "train.refit_from": "selected",
     },
     "params": {
+        "model.embedding_dim": {"choices": [32, 64, 128]},
         "model.sequence.length": {"choices": [50, 100, 200]},
         "model.sequence.blocks": {"choices": [1, 2, 3]},
         "model.sequence.dropout": {"low": 0.1, "high": 0.5},
@@ -171,6 +171,7 @@ SEARCH_SPACE = {
     },
     # configs/ml-100k/sequence.yaml (tests/test_tune_models.py keeps them equal)
     "start": {
+        "model.embedding_dim": 64,
         "model.sequence.length": 50,
         "model.sequence.blocks": 2,
         "model.sequence.dropout": 0.2,
