@@ -13,10 +13,12 @@ from types import SimpleNamespace
 import pytest
 from conftest import QUICKSTART, TINY, set_args
 
-from ncf.config import load_config
+from ncf import registry
+from ncf.config import load_config, read_yaml
 from ncf.errors import ConfigError
 from ncf.tune.joint import FAMILY_KEY, families_for, joint_space
 from ncf.tune.pruning import FamilyMedianPruner
+from ncf.tune.space import with_values
 
 
 def test_each_family_draws_its_own_parameters_and_starts_from_its_own_point():
@@ -75,9 +77,6 @@ def test_a_family_start_trial_trains_the_shipped_model(name):
     """The start trial's whole config, built as a trial builds it from configs/auto.yaml
     (the base, the family's fixed keys, its start), trains the shipped config's model: every
     ``model`` key and the training keys that shape it, not only the searched ones."""
-    from ncf.config import read_yaml
-    from ncf.tune.space import with_values
-
     raw = read_yaml(QUICKSTART.parent / "auto.yaml")
     base = load_config(QUICKSTART.parent / "auto.yaml")
     space = joint_space([name], base, has_timestamps=True)
@@ -86,15 +85,9 @@ def test_a_family_start_trial_trains_the_shipped_model(name):
     trial = with_values(raw, {**space.fixed_for(values), **values}, "auto.yaml")
     shipped = load_config(QUICKSTART.parent / "ml-100k" / SHIPPED[name])
     assert trial.model.model_dump(mode="json") == shipped.model.model_dump(mode="json")
-    if registry_family(name).neural:
+    if registry.family(name).neural:
         started, wanted = trial.train.model_dump(mode="json"), shipped.train.model_dump(mode="json")
         assert {k: started[k] for k in TRAINED_WITH} == {k: wanted[k] for k in TRAINED_WITH}
-
-
-def registry_family(name: str):
-    from ncf.registry import family
-
-    return family(name)
 
 
 def test_a_start_outside_its_space_is_one_clear_error():
