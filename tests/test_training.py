@@ -290,6 +290,15 @@ def test_cli_says_when_the_epoch_cap_was_reached(tmp_path, capsys):
     ) in out
 
 
+def test_a_cosine_schedule_that_runs_its_length_ends_by_plan_without_the_cap_note(tmp_path):
+    from ncf.report.text import format_run_result
+
+    config = tiny_config(tmp_path, "train.epochs=2", "train.lr_schedule=cosine")
+    metrics = train(config, verbose=0).metrics
+    assert metrics["stopped"] == "schedule end" and metrics["epochs_run"] == 2
+    assert "early stopping never triggered" not in format_run_result(metrics, tmp_path)
+
+
 def test_val_every_validates_every_nth_and_the_last_epoch(tmp_path):
     config = tiny_config(
         tmp_path, "train.epochs=5", "train.early_stopping.patience=0", "eval.val_every=2"

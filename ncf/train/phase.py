@@ -156,12 +156,19 @@ def run_phase(
             state.stopped = getattr(model, "stop_reason", None) or "stopped by a callback"
     board.close()
     if phase.validate and not state.stopped and state.epoch >= phase.epochs:
-        state.stopped = "epoch cap"
+        state.stopped = cap_reason(config)
     if state.best_weights and not (ran and state.best_epoch == state.epoch):
         # (otherwise the model holds the best epoch's weights already: it just trained it)
         best = phase.folder / state.best_weights
         model.load_weights(best if best.exists() else source / state.best_weights)
     return PhaseResult(model, state, stream)
+
+
+def cap_reason(config: Config) -> str:
+    """Why a validated phase that ran all ``train.epochs`` stopped: a cosine schedule ends
+    with its budget (the rate reaches zero at the last epoch), so running every epoch is its
+    plan, not early stopping that never triggered."""
+    return "schedule end" if config.train.lr_schedule == "cosine" else "epoch cap"
 
 
 def _fit_epoch(

@@ -51,7 +51,8 @@ class PhaseState:
         wait: epochs since the best one.
         stopped: why the phase ended before ``epochs`` (``"early stopping"``), or
             ``"epoch cap"`` when it ran every epoch with validation still improving within
-            patience; None while running.
+            patience (``"schedule end"`` under a cosine schedule, whose budget is its
+            length); None while running.
         checkpoint / best_weights: file names (in the phase folder) of the newest checkpoint
             and of the best weights.
         best_val: the best epoch's validation metrics, as the evaluator returned them.
