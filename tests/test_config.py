@@ -95,6 +95,19 @@ def test_saved_config_loads_equal(tmp_path):
     assert yaml.safe_load(saved.read_text())["model"]["type"] == "gmf"
 
 
+def test_sampled_softmax_draws_by_popularity_unless_told_otherwise(tmp_path):
+    best = REPO / "configs" / "ml-100k" / "best.yaml"
+    assert load_config(best).train.negative_sampling == "uniform"  # the full softmax draws nothing
+    sampled = load_config(best, ["train.loss=sampled_softmax"])
+    assert sampled.train.negative_sampling == "popularity"
+    save_config(sampled, tmp_path / "config.yaml")  # the run directory's copy says so
+    assert yaml.safe_load((tmp_path / "config.yaml").read_text())["train"]["negative_sampling"] == (
+        "popularity"
+    )
+    told = ["train.loss=sampled_softmax", "train.negative_sampling=uniform"]
+    assert load_config(best, told).train.negative_sampling == "uniform"
+
+
 def test_model_rules(tmp_path):
     with pytest.raises(ConfigError, match="must be even"):
         load_config(write(tmp_path, "model:\n  mlp_layers: [33, 8]\n"))

@@ -93,6 +93,46 @@ def test_softmax_losses_against_hand_computed_values():
     np.testing.assert_allclose(got, [first, second], rtol=1e-5)
 
 
+def test_softmax_losses_gradients_match_the_plain_formulas():
+    """The losses are written for speed (no select, no concatenation, the positive from its own
+    row); their gradients equal those of the plain formulas, large logits and a masked draw
+    included."""
+    import tensorflow as tf
+
+    from ncf.models.losses import sampled_softmax_loss, softmax_loss
+
+    rng = np.random.default_rng(0)
+    logits = tf.constant(rng.normal(size=(4, 7)) * 30, tf.float32)  # big: the shift matters
+    targets = np.array([1, 0, 6, 3])
+    positive = tf.gather(logits, targets, batch_dims=1)
+    log_q = tf.constant(rng.normal(size=7), tf.float32)
+    hits = tf.constant(targets[:, None] == np.arange(7)[None, :])  # each row draws its own
+    plain = [
+        lambda z, p: tf.reduce_logsumexp(z, axis=1) - tf.gather(z, targets, batch_dims=1),
+        lambda z, p: (
+            tf.reduce_logsumexp(
+                tf.concat([p[:, None], tf.where(hits, -1e30, z - log_q[None])], axis=1), axis=1
+            )
+            - p
+        ),
+    ]
+    fast = [
+        lambda z, p: softmax_loss(z, targets, tf.gather(z, targets, batch_dims=1)),
+        lambda z, p: sampled_softmax_loss(p, z, log_q, hits),
+    ]
+    for slow_loss, fast_loss in zip(plain, fast, strict=True):
+        values, grads = [], []
+        for loss in (slow_loss, fast_loss):
+            z, p = tf.Variable(logits), tf.Variable(positive)
+            with tf.GradientTape() as tape:
+                value = tf.reduce_sum(loss(z, p) * tf.constant([1.0, 2.0, 3.0, 4.0]))
+            values.append(value.numpy())
+            grads.append([0.0 if g is None else g.numpy() for g in tape.gradient(value, [z, p])])
+        np.testing.assert_allclose(values[1], values[0], rtol=1e-5)
+        for got, want in zip(grads[1], grads[0], strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+
+
 def small_model(loss="softmax", **kwargs):
     from ncf.models.history import HistoryModel
 

@@ -210,22 +210,22 @@ class HistoryModel(keras.Model):
             raise ValueError('history-model training batches need a "history" input')
         items = ops.cast(x["item"], "int32")
         vectors = self.user_vectors(x["history"], training)
+        positive = ops.sum(vectors * self.item_output(items), axis=-1) + ops.take(
+            self.item_bias, items
+        )  # [B] s(u, i), from the positive's own row
         if self.loss_name == "softmax" or self.sampled_items * FULL_WHEN_SAMPLED >= self.num_items:
             # (sampled_items of at least a third of the catalogue cost more than all of it)
-            per_example = softmax_loss(self.all_logits(vectors), items)
+            per_example = softmax_loss(self.all_logits(vectors), items, positive)
         else:
-            per_example = self._sampled(vectors, items)
+            per_example = self._sampled(vectors, items, positive)
         loss = reduce_mean(per_example, sample_weight)
         for term in self.losses:
             loss = loss + ops.sum(term)
         return per_replica_share(loss)
 
-    def _sampled(self, vectors: Any, items: Any) -> Any:
+    def _sampled(self, vectors: Any, items: Any, positive: Any) -> Any:
         sampled = draw_items(self.log_proposal, self.sampled_items, self.generator)  # [S]
         log_s = float(np.log(self.sampled_items))
-        positive = ops.sum(vectors * self.item_output(items), axis=-1) + ops.take(
-            self.item_bias, items
-        )
         others = ops.matmul(vectors, ops.transpose(self.item_output(sampled)))
         others = others + ops.take(self.item_bias, sampled)[None, :]
         return sampled_softmax_loss(

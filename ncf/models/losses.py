@@ -59,11 +59,16 @@ def reduce_mean(per_example: Any, sample_weight: Any = None) -> Any:
     return ops.mean(per_example)
 
 
-def softmax_loss(logits: Any, targets: Any) -> Any:
+def softmax_loss(logits: Any, targets: Any, picked: Any = None) -> Any:
     """Per-example full softmax cross-entropy: ``logits [B, N]`` over the catalogue, ``targets
-    [B]`` int item indices; ``logsumexp(logits) - logits[target]``."""
-    targets = ops.cast(ops.reshape(targets, (-1,)), "int32")
-    picked = ops.take_along_axis(logits, targets[:, None], axis=1)[:, 0]
+    [B]`` int item indices; ``logsumexp(logits) - logits[target]``.
+
+    ``picked`` ``[B]``, where the caller has it, is ``logits[target]`` computed from the
+    target's own row (a ``d``-wide dot product): reading it out of ``logits`` instead costs a
+    gather from ``[B, N]`` and, in the gradient, a scatter into a zeroed ``[B, N]``."""
+    if picked is None:
+        targets = ops.cast(ops.reshape(targets, (-1,)), "int32")
+        picked = ops.take_along_axis(logits, targets[:, None], axis=1)[:, 0]
     return ops.logsumexp(logits, axis=1) - picked
 
 
@@ -77,11 +82,17 @@ def sampled_softmax_loss(
         sampled_logits: ``[B, S]`` ``s(u, j_k)``.
         sampled_log_q: ``[S]`` ``log(S q_{j_k})``.
         hits: ``[B, S]`` bool, ``j_k == i``: masked.
+
+    Written to cost one fused pass over ``[B, S]`` each way (issue 23's profile): the mask is
+    added (``-1e30`` where hit) rather than selected, so its gradient is the identity; the
+    shift ``m`` of the log-sum-exp is a constant of the gradient (it cancels), so no argmax
+    select is differentiated; and the positive joins as a ``[B]`` term, not by concatenating
+    a ``[B, S + 1]`` copy.
     """
-    sampled = sampled_logits - sampled_log_q[None, :]
-    sampled = ops.where(hits, ops.full_like(sampled, -1e30), sampled)
-    every = ops.concatenate([positive_logits[:, None], sampled], axis=1)
-    return ops.logsumexp(every, axis=1) - positive_logits
+    sampled = sampled_logits - sampled_log_q[None, :] + ops.cast(hits, "float32") * -1e30
+    shift = ops.stop_gradient(ops.maximum(ops.max(sampled, axis=1), positive_logits))  # [B]
+    total = ops.exp(positive_logits - shift) + ops.sum(ops.exp(sampled - shift[:, None]), axis=1)
+    return shift + ops.log(total) - positive_logits
 
 
 def per_replica_share(loss: Any) -> Any:

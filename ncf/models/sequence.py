@@ -82,7 +82,7 @@ class SequenceModel(keras.Model):
         expansion: int = 1,
         dropout: float = 0.2,
         loss: str = "softmax",
-        sampled_items: int = 2048,
+        sampled_items: int = 1024,
         seed: int = 0,
         **kwargs: Any,
     ) -> None:
@@ -232,20 +232,21 @@ class SequenceModel(keras.Model):
         hidden = ops.reshape(y_pred, (-1, self.embedding_dim))  # [B L, d]
         valid = ops.cast(ops.greater_equal(target, 0), "float32")
         safe = ops.maximum(target, 0)
+        table = self.output_table()
+        positive = ops.sum(hidden * ops.take(table, safe, axis=0), axis=-1)
+        positive = positive + ops.take(self.item_bias, safe)  # [B L], from the targets' rows
         if self.loss_name == "softmax" or self.sampled_items * FULL_WHEN_SAMPLED >= self.num_items:
-            per_slot = softmax_loss(self.all_logits(hidden), safe)
+            per_slot = softmax_loss(self.all_logits(hidden), safe, positive)
         else:
-            per_slot = self._sampled(hidden, safe)
+            per_slot = self._sampled(hidden, safe, positive)
         loss = ops.sum(per_slot * valid) / ops.maximum(ops.sum(valid), 1.0)
         for term in self.losses:
             loss = loss + ops.sum(term)
         return per_replica_share(loss)
 
-    def _sampled(self, hidden: Any, target: Any) -> Any:
+    def _sampled(self, hidden: Any, target: Any, positive: Any) -> Any:
         drawn = draw_items(self.log_proposal, self.sampled_items, self.generator)  # [S]
         table = self.output_table()
-        positive = ops.sum(hidden * ops.take(table, target, axis=0), axis=-1)
-        positive = positive + ops.take(self.item_bias, target)
         others = ops.matmul(hidden, ops.transpose(ops.take(table, drawn, axis=0)))
         others = others + ops.take(self.item_bias, drawn)[None, :]
         log_q = ops.take(self.log_proposal, drawn) + float(np.log(self.sampled_items))
