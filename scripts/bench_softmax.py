@@ -25,6 +25,7 @@ on that product now. Compare within a row: the machine is shared and noisy.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import sys
 import time
@@ -122,6 +123,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=120, help="batches per timed pass")
     parser.add_argument("--passes", type=int, default=3, help="timed passes (fastest shown)")
     parser.add_argument("--set", dest="extra", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="repeat every row, alternating (ratios in one process)",
+    )
     args = parser.parse_args()
     import warnings
 
@@ -130,7 +137,7 @@ def main() -> None:
         "| family | loss | items | ms/step | examples/s | logits GFLOP/s | TF sgemm | numpy sgemm | share of TF sgemm |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |", flush=True)
-    for family in args.families.split(","):
+    for _, family in itertools.product(range(args.rounds), args.families.split(",")):
         for items in (int(n) for n in args.items.split(",")):
             for loss in args.losses.split(","):
                 got = step_rate(family, loss, items, args.steps, args.passes, args.extra)
