@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from ncf.models.optim import reset_optimizer
-from ncf.models.sparse import LazyAdam, SparseAdagrad, summed_rows
+from ncf.models.sparse import LazyAdam, SparseAdagrad, summed_in_table, summed_rows
 
 ROWS, DIM = 7, 3
 # Three steps of (row of each occurrence, gradient of each occurrence); rows repeat in a step.
@@ -58,12 +58,25 @@ def test_summed_rows_gives_each_occurrence_its_rows_total() -> None:
     np.testing.assert_allclose(totals.numpy()[0], [0.2, 0.2, 0.2])
 
 
-@pytest.fixture(params=["gathered rows", "whole small table"])
+def test_summed_in_table_gives_each_occurrence_its_rows_total_in_order() -> None:
+    rows, totals = summed_in_table(slices(*STEPS[2]), ROWS)
+    assert rows.numpy().tolist() == [0, 1, 1, 1]
+    np.testing.assert_allclose(totals.numpy()[1:], [[0.1, 1.6, 1.1]] * 3, rtol=1e-6)
+    rows, totals = summed_in_table(slices(*STEPS[0]), ROWS)
+    assert rows.numpy().tolist() == [1, 4, 1]
+    np.testing.assert_allclose(
+        totals.numpy(), [[1.5, -1.0, 1.5], [0.3, 0.3, -0.3]] + [[1.5, -1.0, 1.5]], rtol=1e-6
+    )
+
+
+@pytest.fixture(params=["sorted rows", "rows summed in the table", "whole small table"])
 def path(request, monkeypatch) -> str:
-    """Run a test through both ways of stepping the touched rows."""
+    """Run a test through each of the three ways of stepping the touched rows."""
     from ncf.models import sparse
 
-    monkeypatch.setattr(sparse, "DENSE_ROWS_PER_OCCURRENCE", 0 if request.param[0] == "g" else 100)
+    dense, summed = {"s": (0, 0), "r": (0, 100), "w": (100, 0)}[request.param[0]]
+    monkeypatch.setattr(sparse, "DENSE_ROWS_PER_OCCURRENCE", dense)
+    monkeypatch.setattr(sparse, "SUMMED_ROWS_PER_OCCURRENCE", summed)
     return request.param
 
 

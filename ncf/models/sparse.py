@@ -13,7 +13,11 @@ writes agree and the result does not depend on their order. Shapes stay static (
 occurrence), so the step compiles with XLA and shards under ``tf.distribute``. A table with
 at most ``DENSE_ROWS_PER_OCCURRENCE`` rows per occurrence (MovieLens-100K's, at batch 2048)
 is cheaper to step whole: the same update is computed for every row and kept only where
-the batch touched it (:func:`apply_to_touched_rows`), which changes nothing else.
+the batch touched it (:func:`apply_to_touched_rows`), which changes nothing else. Up to
+``SUMMED_ROWS_PER_OCCURRENCE`` rows per occurrence the duplicates are summed by one
+scatter-add into a zeroed ``[num_rows, d]`` buffer instead of a sort (issue 23: 8% off the
+NeuMF step at MovieLens-1M and -10M shapes, where the sort was 0.3 ms of a 2 ms step); the
+rows are then read, stepped and written in occurrence order.
 
 **Lazy Adam** (as TF Addons' ``LazyAdam``; Kingma & Ba 2015 on the rows in ``R``), at step
 ``t`` (1-based, counted over all updates) with rate ``η``::
@@ -39,6 +43,7 @@ import keras
 from keras import ops
 
 DENSE_ROWS_PER_OCCURRENCE = 2
+SUMMED_ROWS_PER_OCCURRENCE = 16
 
 
 def summed_rows(gradient: Any) -> tuple[Any, Any]:
@@ -62,6 +67,16 @@ def summed_rows(gradient: Any) -> tuple[Any, Any]:
     segment = tf.cumsum(tf.cast(first, "int32")) - 1  # [K] 0.. number of distinct rows - 1
     totals = tf.math.unsorted_segment_sum(values, segment, num_segments=tf.shape(rows)[0])
     return rows, tf.gather(totals, segment)
+
+
+def summed_in_table(gradient: Any, num_rows: int) -> tuple[Any, Any]:
+    """``(rows [K], g [K, d])`` as :func:`summed_rows` gives them, in occurrence order: the
+    occurrences added into a ``[num_rows, d]`` buffer, then each one's row read back."""
+    import tensorflow as tf
+
+    rows = tf.cast(gradient.indices, "int32")
+    totals = tf.math.unsorted_segment_sum(gradient.values, rows, num_rows)  # [N, d]
+    return rows, tf.gather(totals, rows)
 
 
 def _is_sparse(gradient: Any) -> bool:
@@ -104,7 +119,10 @@ def apply_to_touched_rows(
         for table, old, value in zip(tables, current, new, strict=True):
             table.assign(tf.where(touched, value, old))
         return
-    rows, g = summed_rows(gradient)
+    if occurrences is not None and num_rows <= SUMMED_ROWS_PER_OCCURRENCE * occurrences:
+        rows, g = summed_in_table(gradient, num_rows)
+    else:
+        rows, g = summed_rows(gradient)
     new = update(*[_gather(t, rows) for t in tables], ops.cast(g, tables[0].dtype))
     for table, value in zip(tables, new, strict=True):
         _scatter(table, rows, value)
