@@ -35,11 +35,11 @@ TINY = [
 
 
 # The modules that take longest, longest first (CPU seconds of their tests and the processes
-# they start, measured 2026-12-04: test_export 158 ... test_refit 25; the notebook's kernel,
-# about 100 s, is not its child). With one module per worker (``--dist loadfile``) a long
-# module that starts last keeps one worker busy while the other has nothing left to do, so
-# these run first and every other module keeps its place after them (``--no-loadscope-
-# reorder``: xdist would otherwise order modules by their number of tests).
+# they start, measured 2026-12-04: test_export 158 ... test_refit 25; the notebook, 47 s of
+# CPU, waits on its kernel for about twice that). With one module per worker (``--dist
+# loadfile``) a long module that starts last keeps one worker busy while the other has
+# nothing left to do, so these run first and every other module keeps its place after them
+# (``--no-loadscope-reorder``: xdist would otherwise order modules by their number of tests).
 LONGEST_FIRST = (
     "test_export.py", "test_distribute.py", "test_training.py", "test_cli_commands.py",
     "test_notebook.py", "test_contract.py", "test_tune.py", "test_faults.py",
