@@ -65,7 +65,7 @@ def test_summed_in_table_gives_each_occurrence_its_rows_total_in_order() -> None
     rows, totals = summed_in_table(slices(*STEPS[0]), ROWS)
     assert rows.numpy().tolist() == [1, 4, 1]
     np.testing.assert_allclose(
-        totals.numpy(), [[1.5, -1.0, 1.5], [0.3, 0.3, -0.3]] + [[1.5, -1.0, 1.5]], rtol=1e-6
+        totals.numpy(), [[1.5, -1.0, 1.5], [0.3, 0.3, -0.3], [1.5, -1.0, 1.5]], rtol=1e-6
     )
 
 

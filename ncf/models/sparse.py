@@ -109,7 +109,8 @@ def apply_to_touched_rows(
     import tensorflow as tf
 
     num_rows, occurrences = tables[0].shape[0], gradient.indices.shape[0]
-    if occurrences is not None and num_rows <= DENSE_ROWS_PER_OCCURRENCE * occurrences:
+    rows_per_occurrence = num_rows / occurrences if occurrences else float("inf")
+    if rows_per_occurrence <= DENSE_ROWS_PER_OCCURRENCE:
         indices = tf.cast(gradient.indices, "int32")
         g = tf.math.unsorted_segment_sum(gradient.values, indices, num_rows)  # [N, d]
         hits = tf.math.unsorted_segment_sum(tf.ones_like(indices), indices, num_rows)
@@ -119,7 +120,7 @@ def apply_to_touched_rows(
         for table, old, value in zip(tables, current, new, strict=True):
             table.assign(tf.where(touched, value, old))
         return
-    if occurrences is not None and num_rows <= SUMMED_ROWS_PER_OCCURRENCE * occurrences:
+    if rows_per_occurrence <= SUMMED_ROWS_PER_OCCURRENCE:
         rows, g = summed_in_table(gradient, num_rows)
     else:
         rows, g = summed_rows(gradient)
