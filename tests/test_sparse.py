@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from ncf.models.optim import reset_optimizer
-from ncf.models.sparse import LazyAdam, SparseAdagrad, summed_in_table, summed_rows
+from ncf.models.sparse import LazyAdam, SparseAdagrad, sort_keys, summed_in_table, summed_rows
 
 ROWS, DIM = 7, 3
 # Three steps of (row of each occurrence, gradient of each occurrence); rows repeat in a step.
@@ -49,6 +49,18 @@ def apply(optimizer, variable, steps, jit: bool) -> None:
 
 def start() -> np.ndarray:
     return np.random.default_rng(0).normal(size=(ROWS, DIM)).astype(np.float32)
+
+
+@pytest.mark.parametrize("context", ["eager", "graph", "xla"])
+def test_sort_keys_is_numpys_sort(context) -> None:
+    keys = np.random.default_rng(3).integers(-(2**40), 2**40, size=3000)
+    keys[::7] = keys[0]  # duplicates
+    run = {
+        "eager": sort_keys,
+        "graph": tf.function(sort_keys),
+        "xla": tf.function(sort_keys, jit_compile=True),
+    }[context]
+    assert run(tf.constant(keys, tf.int64)).numpy().tolist() == np.sort(keys).tolist()
 
 
 def test_summed_rows_gives_each_occurrence_its_rows_total() -> None:

@@ -36,6 +36,7 @@ this is exactly Keras' Adagrad, only cheaper (and with duplicates summed before 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -44,6 +45,21 @@ from keras import ops
 
 DENSE_ROWS_PER_OCCURRENCE = 2
 SUMMED_ROWS_PER_OCCURRENCE = 16
+
+
+def sort_keys(keys: Any) -> Any:
+    """``keys [K]`` in ascending order with XLA's own sort, compiled on its own where the
+    caller is not (under ``tf.distribute``). ``tf.sort`` lowers to a top-k of all ``K``, about
+    3.5x slower on the CPU (issue 23: 0.30 against 0.084 ms for 2,048 int64 keys)."""
+    return _compiled_sort()(keys)
+
+
+@functools.cache
+def _compiled_sort() -> Callable[[Any], Any]:
+    import tensorflow as tf
+    from tensorflow.compiler.tf2xla.python import xla  # the XlaSort op (not in tf.raw_ops)
+
+    return tf.function(xla.sort, jit_compile=True, autograph=False)
 
 
 def summed_rows(gradient: Any) -> tuple[Any, Any]:
@@ -60,7 +76,7 @@ def summed_rows(gradient: Any) -> tuple[Any, Any]:
     # stable argsort), and under XLA on the CPU about half the time of tf.argsort, which
     # sorts (key, index) pairs (issue 23: 0.40 against 0.73 ms for 2,048 ids, 0.84 against
     # 1.61 ms for 4,096; measured in one process, load 6).
-    keys = tf.sort(indices * count + tf.range(count, dtype=tf.int64))
+    keys = sort_keys(indices * count + tf.range(count, dtype=tf.int64))
     rows = tf.cast(keys // count, "int32")  # [K] ascending
     values = tf.gather(gradient.values, keys % count)  # [K, d]
     first = tf.concat([[True], rows[1:] != rows[:-1]], axis=0)
