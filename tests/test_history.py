@@ -261,6 +261,8 @@ def test_pipeline_gives_each_example_its_own_history():
             assert list(h) == slow_history(user, item, time, row, 5, PAD)
             seen += 1
     assert seen == stream.steps_per_epoch * 8 and stream.examples_per_epoch == len(user)
+    # No autotuner thread for an epoch's iterator to join when it is freed (ncf.data.pipeline).
+    assert stream.dataset(0).options().autotune.enabled is False
 
 
 def test_config_ties_softmax_losses_to_the_history_model(tmp_path):

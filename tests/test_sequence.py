@@ -84,6 +84,7 @@ def test_stream_batches_every_target_once_an_epoch_in_one_shape():
     np.testing.assert_array_equal(
         np.concatenate(again), np.concatenate([np.asarray(x["window"]) for x, _ in batches])
     )
+    assert stream.dataset(0).options().autotune.enabled is False  # ncf.data.pipeline
 
 
 def small_model(loss: str = "softmax", **kwargs) -> SequenceModel:

@@ -53,6 +53,10 @@ from ncf.errors import DataError
 from ncf.rng import rng_for
 
 CHUNK_BATCHES = 64
+# Blocks drawn at once (in tf.data's threads): while the train step uses one block's 64
+# batches, the next is drawn. Two batches are buffered ahead of the step.
+PARALLEL_BLOCKS = 2
+PREFETCH_BATCHES = 2
 
 Batch = tuple[dict[str, tf.Tensor], tf.Tensor]
 
@@ -67,6 +71,21 @@ def shard_batch(batch: Batch, shard: int, width: int) -> Batch:
     return tf.nest.map_structure(lambda t: t[start : start + width], batch)
 
 
+def without_autotune(data: tf.data.Dataset) -> tf.data.Dataset:
+    """``data`` with tf.data's autotuner off (the parallelism and buffers set by the caller).
+
+    An autotuned iterator runs a model thread that its destructor joins, and Keras frees an
+    epoch's iterator late, in Python's cycle collector. Under load that join waited up to a
+    minute per iterator with no CPU used: the test suite lost 665 s of its 2,020 s of worker
+    time to it (py-spy and gdb on the stalled workers: ``~RootDataset::Iterator`` waiting in
+    ``~LogicalThreadWrapper`` while ``Model::OptimizeLoop`` slept in its timed wait). The
+    pipeline's shape is fixed, so there is nothing for the tuner to find.
+    """
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return data.with_options(options)
+
+
 def batched_epoch(
     features: dict[str, np.ndarray], batch: int, shard: int = 0, shards: int = 1
 ) -> tf.data.Dataset:
@@ -79,7 +98,7 @@ def batched_epoch(
         if width * shards != batch:
             raise ValueError(f"batch size {batch} is not a multiple of {shards}")
         data = data.map(lambda x, y: shard_batch((x, y), shard, width))
-    return data.prefetch(tf.data.AUTOTUNE)
+    return without_autotune(data.prefetch(PREFETCH_BATCHES))
 
 
 class TrainingStream:
@@ -196,10 +215,10 @@ class TrainingStream:
             self._history_tensors = self.histories.graph()
         dataset = tf.data.Dataset.range(blocks).map(
             lambda c: self._block_fn(c, seed, user_by_slot, item_by_slot, order),
-            num_parallel_calls=tf.data.AUTOTUNE,
+            num_parallel_calls=PARALLEL_BLOCKS,
             deterministic=True,
         )
-        return dataset.unbatch().prefetch(tf.data.AUTOTUNE)
+        return without_autotune(dataset.unbatch().prefetch(PREFETCH_BATCHES))
 
     def _block(
         self,
