@@ -7,7 +7,8 @@
 Sizes are MovieLens-shaped synthetic data (``data.source: synthetic``): 100k = 943 users x
 1,682 items, 1m = 6,040 x 3,706, 10m = 69,878 x 10,677, 20m = 138,493 x 26,744, with that
 many interactions before de-duplication. Models are the shipped ``configs/ml-100k/neumf.yaml``
-and ``mf.yaml`` settings on that data.
+and ``mf.yaml`` settings on that data, and ``neumf-large`` (``configs/large/neumf.yaml``: the
+batch and learning rate scaled for a million interactions and more).
 
 - ``steps``: milliseconds per training step (fixed random batches of ``train.batch_size``,
   steps_per_execution 32, XLA) with the tables of each size, for Keras' dense Adam, the lazy
@@ -44,6 +45,9 @@ SIZES = {  # name: (users, items, interactions), MovieLens 100K, 1M, 10M and 20M
 
 
 def config_path(model: str) -> Path:
+    """``neumf-large`` is configs/large/neumf.yaml; the others are the ML-100K configs."""
+    if model == "neumf-large":
+        return REPO / "configs" / "large" / "neumf.yaml"
     return REPO / "configs" / "ml-100k" / f"{model}.yaml"
 
 

@@ -122,6 +122,19 @@ def test_shipped_configs_validate():
         load_config(path)
 
 
+def test_the_large_neumf_config_is_the_ml100k_one_with_the_batch_and_rate_scaled():
+    """configs/large/neumf.yaml was validated as exactly this change (docs/benchmarks.md)."""
+    small = load_config(REPO / "configs" / "ml-100k" / "neumf.yaml")
+    large = load_config(REPO / "configs" / "large" / "neumf.yaml")
+    assert large.model == small.model and large.eval.protocols == small.eval.protocols
+    assert large.train.batch_size == 4 * small.train.batch_size
+    assert large.train.learning_rate == pytest.approx(2 * small.train.learning_rate)
+    others = {"batch_size", "learning_rate"}
+    assert {k: v for k, v in vars(large.train).items() if k not in others} == {
+        k: v for k, v in vars(small.train).items() if k not in others
+    }
+
+
 def test_config_reference_is_up_to_date():
     import importlib.util
 
