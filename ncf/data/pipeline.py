@@ -76,7 +76,7 @@ def without_autotune(data: tf.data.Dataset) -> tf.data.Dataset:
 
     An autotuned iterator runs a model thread that its destructor joins, and Keras frees an
     epoch's iterator late, in Python's cycle collector. Under load that join waited up to a
-    minute per iterator with no CPU used: the test suite lost 665 s of its 2,020 s of worker
+    minute per iterator with no CPU used: the test suite lost 665 s of its 2,023 s of worker
     time to it (py-spy and gdb on the stalled workers: ``~RootDataset::Iterator`` waiting in
     ``~LogicalThreadWrapper`` while ``Model::OptimizeLoop`` slept in its timed wait). The
     pipeline's shape is fixed, so there is nothing for the tuner to find.
